@@ -1,0 +1,240 @@
+"""The completion API: ``load`` once, ``complete`` many times.
+
+    import glcic_fast
+    completer = glcic_fast.load()                  # packaged model, best backend here
+    result = completer.complete(image, mask)       # same type and size as ``image``
+    results = completer.complete([im1, im2], [m1, m2])   # one batched network call per size
+
+Data flows one way: image + mask -> ``preprocess.network_input`` -> backend ->
+``preprocess.network_output_to_image`` (composite) -> optional ``postprocess`` -> caller's type.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import backends as backend_registry
+from .checkpoint import PLACES2_MEAN, CheckpointError, load_checkpoint
+from .folding import FoldedLayer, fold_batchnorm
+from .model import CompletionNetwork
+from .preprocess import (
+    AUTHORS_MASK_THRESHOLD,
+    RESIZE_MODES,
+    InputError,
+    network_input,
+    network_output_to_image,
+    network_size,
+    read_image,
+    read_mask,
+    to_callers_type,
+)
+
+DEFAULT_MODEL = Path(__file__).parent / "data" / "glcic_default.safetensors"
+ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+class Completer:
+    """Holds a prepared backend and the model's input convention; call ``complete``."""
+
+    def __init__(
+        self,
+        backend: backend_registry.Backend,
+        mean: Sequence[float],
+        input_fill: str = "subtract-mean",
+        metadata: Optional[dict] = None,
+        resize: str = "pad",
+        mask_threshold: Optional[float] = None,
+        postprocess: bool = False,
+    ):
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+        self.backend = backend
+        self.mean = tuple(float(m) for m in mean)
+        self.input_fill = input_fill
+        self.metadata = dict(metadata or {})
+        self.resize = resize
+        self.mask_threshold = mask_threshold
+        self.postprocess = postprocess
+
+    def __repr__(self) -> str:
+        return f"<Completer backend={self.backend.name} device={self.backend.device} precision={self.backend.precision}>"
+
+    def complete(
+        self,
+        image: Any,
+        mask: Any,
+        *,
+        postprocess: Optional[bool] = None,
+        mask_threshold: Optional[float] = None,
+        resize: Optional[str] = None,
+    ) -> Any:
+        """Fill the hole of ``image`` where ``mask`` is set; returns the caller's type and size.
+
+        ``image``: numpy HxWx3 (uint8, or float in [0, 1]), a PIL image, or a torch 3xHxW
+        tensor; a list of those, a numpy NxHxWx3 array or a torch Nx3xHxW tensor is a batch
+        (``mask`` then holds one mask per image). Pixels outside the hole are returned
+        unchanged, byte for byte.
+        """
+        images, masks, rebuild = _split_batch(image, mask)
+        outputs = self._complete_many(
+            images,
+            masks,
+            self.postprocess if postprocess is None else postprocess,
+            self.mask_threshold if mask_threshold is None else mask_threshold,
+            self.resize if resize is None else resize,
+        )
+        return rebuild(outputs)
+
+    __call__ = complete
+
+    def _complete_many(self, images, masks, postprocess, threshold, resize) -> list:
+        if len(images) != len(masks):
+            raise InputError(f"got {len(images)} images but {len(masks)} masks")
+        if not images:
+            return []
+        records, holes = [], []
+        for i, (img, m) in enumerate(zip(images, masks)):
+            what = "image" if len(images) == 1 else f"image {i}"
+            record = read_image(img, what)
+            holes.append(read_mask(m, record.pixels.shape[:2], threshold, what.replace("image", "mask")))
+            records.append(record)
+        # Images that reach the network at the same size go through it as one batch.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, hole in enumerate(holes):
+            groups.setdefault(network_size(*hole.shape, resize), []).append(i)
+        results: list[Any] = [None] * len(images)
+        for size, members in groups.items():
+            batch = np.stack(
+                [network_input(records[i].rgb01, holes[i], self.mean, self.input_fill, size) for i in members]
+            )
+            out = self.backend(batch)
+            for j, i in enumerate(members):
+                pixels = network_output_to_image(out[j], records[i], holes[i])
+                if postprocess:
+                    pixels = _postprocess(records[i].pixels, pixels, holes[i])
+                results[i] = to_callers_type(pixels, records[i])
+        return results
+
+
+def _postprocess(known: np.ndarray, completed: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    from .postprocess import poisson_blend
+
+    to_u8 = (lambda a: a) if known.dtype == np.uint8 else (lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8))
+    blended = poisson_blend(to_u8(known), to_u8(completed), hole)
+    if known.dtype != np.uint8:
+        blended = (blended.astype(np.float32) / 255.0).astype(known.dtype)
+    return np.where(hole[..., None], blended, known)  # outside the hole: the input, exactly
+
+
+def _split_batch(image: Any, mask: Any):
+    """(list of images, list of masks, function turning the list of results back)."""
+    if isinstance(image, (list, tuple)):
+        masks = list(mask) if isinstance(mask, (list, tuple)) or _is_stacked(mask) else None
+        if masks is None:
+            raise InputError("a list of images needs a list of masks (one per image)")
+        return list(image), masks, lambda outs: outs
+    if isinstance(image, np.ndarray) and image.ndim == 4:
+        return list(image), list(mask), lambda outs: np.stack(outs)
+    if type(image).__module__.startswith("torch") and getattr(image, "dim", lambda: 0)() == 4:
+        import torch
+
+        return list(image), list(mask), lambda outs: torch.stack(outs)
+    return [image], [mask], lambda outs: outs[0]
+
+
+def _is_stacked(mask: Any) -> bool:
+    return (isinstance(mask, np.ndarray) and mask.ndim == 3) or (
+        type(mask).__module__.startswith("torch") and getattr(mask, "dim", lambda: 0)() == 3
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return backend_registry.default_device()
+    if device.startswith("cuda"):
+        return "cuda"
+    if device != "cpu":
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    return device
+
+
+def resolve_model(model: Any, mean: Optional[Sequence[float]] = None):
+    """(folded layers, mean, input_fill, metadata) for a checkpoint path, a network, or None."""
+    if model is None:
+        if not DEFAULT_MODEL.is_file():
+            raise FileNotFoundError(
+                f"the packaged default model is missing ({DEFAULT_MODEL}); this install has no trained "
+                "weights, so pass a checkpoint: glcic_fast.load('model.safetensors') / --model"
+            )
+        model = DEFAULT_MODEL
+    if isinstance(model, CompletionNetwork):
+        meta = {"source": "in-memory CompletionNetwork"}
+        fill = "subtract-mean" if model.order == "glcic" else "mean"
+        return fold_batchnorm(model), tuple(mean or PLACES2_MEAN), fill, meta
+    if isinstance(model, (str, os.PathLike)):
+        path = Path(model)
+        if path.suffix.lower() == ".t7":
+            raise CheckpointError(f"{path}: a Torch7 file; convert it first: glcic-fast import-weights {path} -o model.safetensors")
+        network, meta = load_checkpoint(path)
+        return fold_batchnorm(network), tuple(mean or meta["mean"]), meta["input_fill"], meta
+    raise TypeError(f"model must be a checkpoint path, a CompletionNetwork or None, got {type(model).__name__}")
+
+
+def default_precision(backend: str, device: str) -> str:
+    return "fp16" if device == "cuda" and backend in ("torch", "triton") else "fp32"
+
+
+def load(
+    model: Any = None,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    *,
+    mean: Optional[Sequence[float]] = None,
+    resize: str = "pad",
+    mask_threshold: Optional[float] = None,
+    postprocess: bool = False,
+    authors_mode: bool = False,
+    **backend_options: Any,
+) -> Completer:
+    """Prepare a completer once; reuse it for every call.
+
+    model: a checkpoint (.safetensors), a TensorRT engine (.plan, with backend "tensorrt" or
+    "auto"), a ``CompletionNetwork``, or None for the packaged default model.
+    backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime on a
+    CPU), "torch", "onnxruntime", "triton", "tensorrt". precision: "auto" (fp16 on a GPU,
+    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` reproduces the authors' script:
+    resize to a long side <= 600 and a multiple of 4, threshold grey masks at 0.2 and
+    post-process.
+    """
+    if authors_mode:
+        resize, postprocess = "authors", True
+        mask_threshold = AUTHORS_MASK_THRESHOLD if mask_threshold is None else mask_threshold
+    dev = resolve_device(device)
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in ENGINE_SUFFIXES:
+        if backend not in ("auto", "tensorrt"):
+            raise ValueError(f"{model} is a TensorRT engine; it runs on the tensorrt backend, not {backend}")
+        from .backends.tensorrt_backend import TensorRTBackend
+
+        engine = TensorRTBackend.from_engine(model, device=dev, **backend_options)
+        meta = engine.metadata
+        return Completer(
+            engine, meta.get("mean", PLACES2_MEAN) if mean is None else mean, meta.get("input_fill", "subtract-mean"),
+            meta, resize, mask_threshold, postprocess,
+        )
+    layers, model_mean, fill, meta = resolve_model(model, mean)
+    name = backend_registry.resolve(backend, dev)
+    if name == "tensorrt":
+        raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
+    prec = default_precision(name, dev) if precision == "auto" else precision
+    cls = backend_registry.backend_class(name)
+    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess)
+
+
+def load_folded(layers: Sequence[FoldedLayer], backend: str, device: str = "cpu", precision: str = "fp32", **options):
+    """A backend straight from folded layers (tests and benchmarks)."""
+    return backend_registry.backend_class(backend)(layers, device=device, precision=precision, **options)

@@ -1,0 +1,250 @@
+"""Image and mask in, network input out; network output in, image of the caller's type out.
+
+The completion network wants (N, 4, H, W) float32: RGB in [0, 1] with the hole blanked, and
+the binary mask (1 = hole), with H and W multiples of 4. This module turns whatever the
+caller has (numpy uint8/float HxWx3, PIL images, torch CHW tensors; masks as bool, 0/1,
+0/255 or thresholded greyscale) into that, and turns the network output back into the
+caller's type and size, composited so that every pixel outside the hole is the input's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .layers import SIZE_MULTIPLE
+
+# The authors' inference script: a grey mask counts as hole where >= 0.2, and images are
+# shrunk so the long side is at most 600 before rounding to a multiple of 4.
+AUTHORS_MASK_THRESHOLD = 0.2
+AUTHORS_MAX_SIDE = 600
+RESIZE_MODES = ("pad", "authors")
+
+
+class InputError(ValueError):
+    """An image or mask the completer cannot use; the message says what is wrong."""
+
+
+@dataclass
+class ImageRecord:
+    """One image in working form, and what is needed to hand it back as the caller gave it."""
+
+    pixels: np.ndarray  # HxWx3, uint8 or float (the caller's values, untouched)
+    kind: str  # "numpy" | "pil" | "torch"
+    dtype: Any = None  # numpy / torch dtype to return
+    device: Any = None  # torch device to return to
+
+    @property
+    def rgb01(self) -> np.ndarray:
+        """float32 HxWx3 in [0, 1]."""
+        if self.pixels.dtype == np.uint8:
+            return self.pixels.astype(np.float32) * (1.0 / 255.0)
+        return self.pixels.astype(np.float32)
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _is_pil_image(x: Any) -> bool:
+    return type(x).__module__.startswith("PIL.") and hasattr(x, "convert")
+
+
+def _numpy_float_types() -> tuple:
+    import torch
+
+    return (torch.float16, torch.float32, torch.float64)
+
+
+def read_image(image: Any, what: str = "image") -> ImageRecord:
+    """Normalise one image (numpy HxWx3, PIL, torch 3xHxW) to an ``ImageRecord``."""
+    if _is_pil_image(image):
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return _check_pixels(np.asarray(image), "pil", None, None, what)
+    if _is_torch_tensor(image):
+        t = image.detach()
+        if t.dim() != 3 or t.shape[0] != 3:
+            raise InputError(f"{what}: a torch image must be 3xHxW (RGB, channels first), got {tuple(t.shape)}")
+        if t.is_floating_point() and t.dtype not in _numpy_float_types():
+            t = t.float()  # bfloat16 has no numpy twin; results go back as the caller's dtype
+        arr = t.cpu().permute(1, 2, 0).numpy()
+        return _check_pixels(arr, "torch", image.dtype, image.device, what)
+    if isinstance(image, np.ndarray):
+        return _check_pixels(image, "numpy", image.dtype, None, what)
+    raise InputError(f"{what}: expected a numpy array, PIL image or torch tensor, got {type(image).__name__}")
+
+
+def _check_pixels(arr: np.ndarray, kind: str, dtype: Any, device: Any, what: str) -> ImageRecord:
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InputError(f"{what}: expected HxWx3 RGB pixels, got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputError(f"{what}: image is empty ({arr.shape[0]}x{arr.shape[1]})")
+    if arr.dtype == np.uint8:
+        pass
+    elif np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise InputError(f"{what}: contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InputError(
+                f"{what}: float pixels must lie in [0, 1], got [{lo:.4g}, {hi:.4g}] "
+                "(pass uint8 for 0-255 images)"
+            )
+    else:
+        raise InputError(f"{what}: unsupported pixel type {arr.dtype} (use uint8 or float in [0, 1])")
+    return ImageRecord(np.ascontiguousarray(arr), kind, dtype, device)
+
+
+def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = None, what: str = "mask") -> np.ndarray:
+    """A bool HxW hole mask (True = hole) from bool / 0-1 / 0-255 / greyscale input.
+
+    Without ``threshold`` the mask must be binary (two values: 0 and 1, 0 and 255, or
+    False/True); a greyscale mask (JPEG-compressed, anti-aliased) needs ``threshold``,
+    a fraction of full scale (the authors use 0.2).
+    """
+    if _is_pil_image(mask):
+        mask = np.asarray(mask.convert("L"))
+    elif _is_torch_tensor(mask):
+        mask = mask.detach().cpu().numpy()
+    if not isinstance(mask, np.ndarray):
+        raise InputError(f"{what}: expected a numpy array, PIL image or torch tensor, got {type(mask).__name__}")
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]  # torch 1xHxW
+    elif mask.ndim == 3 and mask.shape[2] in (1, 3, 4):
+        channels = mask[..., :3] if mask.shape[2] != 1 else mask
+        if not (channels == channels[..., :1]).all():
+            raise InputError(f"{what}: a mask must be greyscale; its colour channels differ")
+        mask = channels[..., 0]
+    if mask.ndim != 2:
+        raise InputError(f"{what}: expected an HxW mask, got shape {mask.shape}")
+    if mask.shape != tuple(shape):
+        raise InputError(f"{what}: size {mask.shape[0]}x{mask.shape[1]} does not match the image's {shape[0]}x{shape[1]}")
+    if mask.dtype == np.bool_:
+        hole = mask
+    else:
+        if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():
+            raise InputError(f"{what}: contains NaN or infinite values")
+        if mask.dtype == np.uint8:
+            full = 255.0
+        elif np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer):
+            full = 1.0 if float(mask.max()) <= 1.0 else 255.0
+        else:
+            raise InputError(f"{what}: unsupported mask type {mask.dtype}")
+        if float(mask.min()) < 0 or float(mask.max()) > full:
+            raise InputError(f"{what}: values must lie in [0, 1] or [0, 255], got [{mask.min()}, {mask.max()}]")
+        if threshold is None:
+            values = np.unique(mask)
+            stray = values[(values != 0) & (values != full)] if full == 255.0 else values[(values != 0) & (values != 1)]
+            if stray.size:
+                raise InputError(
+                    f"{what}: not binary (holds {stray.size} values besides 0 and {full:g}, e.g. {stray[0]}); "
+                    f"pass a threshold (mask_threshold=0.2 / --mask-threshold 0.2 as the authors do) "
+                    "to use a greyscale mask"
+                )
+            hole = mask > 0
+        else:
+            if not 0.0 < threshold <= 1.0:
+                raise InputError(f"mask threshold must be in (0, 1], got {threshold}")
+            hole = mask.astype(np.float32) >= threshold * full
+    if not hole.any():
+        raise InputError(f"{what}: has no hole pixels, so there is nothing to complete")
+    if hole.all():
+        raise InputError(f"{what}: every pixel is a hole, so there is no context to complete from")
+    return np.ascontiguousarray(hole)
+
+
+def padded_size(h: int, w: int) -> tuple[int, int]:
+    m = SIZE_MULTIPLE
+    return (h + m - 1) // m * m, (w + m - 1) // m * m
+
+
+def authors_size(h: int, w: int, max_side: int = AUTHORS_MAX_SIDE) -> tuple[int, int]:
+    """The authors' script: shrink so the long side <= max_side, then round to a multiple of 4."""
+    scale = min(1.0, max_side / max(h, w))
+    m = SIZE_MULTIPLE
+    return max(m, int(round(h * scale / m)) * m), max(m, int(round(w * scale / m)) * m)
+
+
+def network_size(h: int, w: int, resize: str) -> tuple[int, int]:
+    if resize == "pad":
+        return padded_size(h, w)
+    if resize == "authors":
+        return authors_size(h, w)
+    raise InputError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
+
+
+def _resize(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    import cv2
+
+    h, w = size
+    if arr.shape[:2] == (h, w):
+        return arr
+    flag = {"area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}[interpolation]
+    return cv2.resize(arr, (w, h), interpolation=flag)
+
+
+def network_input(
+    rgb: np.ndarray, hole: np.ndarray, mean: Sequence[float], fill: str, size: tuple[int, int]
+) -> np.ndarray:
+    """(4, H', W') float32 network input for one image at network size ``size``.
+
+    ``fill="subtract-mean"`` (the paper and the authors' models): RGB minus the mean pixel,
+    hole pixels 0. ``fill="mean"`` (GLCIC-PyTorch models): RGB with hole pixels set to the
+    mean pixel, no subtraction. Padding (resize="pad") reflects the image and marks the pad as
+    known, so the network sees plausible context and nothing to fill there.
+    """
+    h, w = hole.shape
+    H, W = size
+    if (H, W) != (h, w) and H >= h and W >= w and (H - h) < SIZE_MULTIPLE and (W - w) < SIZE_MULTIPLE:
+        mode = "reflect" if min(h, w) > max(H - h, W - w) else "edge"
+        rgb = np.pad(rgb, ((0, H - h), (0, W - w), (0, 0)), mode=mode)
+        hole = np.pad(hole, ((0, H - h), (0, W - w)), mode="constant")
+    else:
+        rgb = _resize(rgb, size, "area" if H * W < h * w else "cubic")
+        hole = _resize(hole.astype(np.uint8), size, "nearest").astype(bool)
+    m = hole.astype(np.float32)[..., None]
+    mean_px = np.asarray(mean, dtype=np.float32)
+    if fill == "subtract-mean":
+        blanked = (rgb - mean_px) * (1.0 - m)
+    else:
+        blanked = rgb * (1.0 - m) + mean_px * m
+    x = np.concatenate([blanked, m], axis=2)
+    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
+
+
+def network_output_to_image(
+    out: np.ndarray, record: ImageRecord, hole: np.ndarray
+) -> np.ndarray:
+    """Network output (3, H', W') in [0, 1] -> HxWx3 in the record's pixel type, composited.
+
+    Pixels outside ``hole`` are copied from the input, so they are byte-identical to it.
+    """
+    h, w = hole.shape
+    rgb = out.transpose(1, 2, 0)
+    if rgb.shape[:2] != (h, w):
+        if rgb.shape[0] >= h and rgb.shape[1] >= w and rgb.shape[0] - h < SIZE_MULTIPLE and rgb.shape[1] - w < SIZE_MULTIPLE:
+            rgb = rgb[:h, :w]  # crop the padding back off
+        else:
+            rgb = np.clip(_resize(np.ascontiguousarray(rgb), (h, w), "cubic"), 0.0, 1.0)
+    src = record.pixels
+    if src.dtype == np.uint8:
+        filled = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+    else:
+        filled = rgb.astype(src.dtype)
+    return np.where(hole[..., None], filled, src)
+
+
+def to_callers_type(pixels: np.ndarray, record: ImageRecord) -> Any:
+    """HxWx3 pixels (same dtype as the record's) -> the type the caller passed in."""
+    if record.kind == "pil":
+        from PIL import Image
+
+        return Image.fromarray(pixels)
+    if record.kind == "torch":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).to(device=record.device, dtype=record.dtype)
+    return pixels.astype(record.dtype, copy=False)

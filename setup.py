@@ -1,0 +1,52 @@
+"""glcic-fast packaging.
+
+The repository keeps kernels/ and train/ at the top level (the project's layout); they install
+as the subpackages ``glcic_fast.kernels`` and ``glcic_fast.train`` so nothing generic like a
+top-level ``train`` package lands in site-packages.
+"""
+
+from setuptools import setup
+
+setup(
+    name="glcic-fast",
+    version="0.1.0",
+    description="Fast, trustworthy image completion with GLCIC: reference model, training, "
+    "Triton kernels, TensorRT engines and latency benchmarks",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=[
+        "glcic_fast",
+        "glcic_fast.backends",
+        "glcic_fast.kernels",
+        "glcic_fast.train",
+    ],
+    package_dir={
+        "glcic_fast": "glcic_fast",
+        "glcic_fast.kernels": "kernels",
+        "glcic_fast.train": "train",
+    },
+    package_data={"glcic_fast": ["data/*"]},
+    include_package_data=False,
+    install_requires=[
+        # A range, so an installed CPU build (2.13 on the dev machines / CI) satisfies it and
+        # pip does not fetch a multi-GB CUDA wheel.
+        "torch>=2.4,<3",
+        "numpy>=1.23",
+        "safetensors>=0.4",
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
+        "opencv-python-headless>=4.8",
+        "pillow>=9",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "triton": ["triton>=3.1"],
+        "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
+        "import": ["torchfile>=0.1"],
+        "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
+        "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8"],
+    },
+    entry_points={"console_scripts": ["glcic-fast=glcic_fast.cli:main"]},
+)
