@@ -127,12 +127,9 @@ def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = No
     else:
         if np.issubdtype(mask.dtype, np.floating) and not np.isfinite(mask).all():
             raise InputError(f"{what}: contains NaN or infinite values")
-        if mask.dtype == np.uint8:
-            full = 255.0
-        elif np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer):
-            full = 1.0 if float(mask.max()) <= 1.0 else 255.0
-        else:
+        if not (np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer)):
             raise InputError(f"{what}: unsupported mask type {mask.dtype}")
+        full = 1.0 if float(mask.max()) <= 1.0 else 255.0  # 0-1 or 0-255 encoding
         if float(mask.min()) < 0 or float(mask.max()) > full:
             raise InputError(f"{what}: values must lie in [0, 1] or [0, 255], got [{mask.min()}, {mask.max()}]")
         if threshold is None:
@@ -165,7 +162,7 @@ def authors_size(h: int, w: int, max_side: int = AUTHORS_MAX_SIDE) -> tuple[int,
     """The authors' script: shrink so the long side <= max_side, then round to a multiple of 4."""
     scale = min(1.0, max_side / max(h, w))
     m = SIZE_MULTIPLE
-    return max(m, int(round(h * scale / m)) * m), max(m, int(round(w * scale / m)) * m)
+    return max(m, int(h * scale / m + 0.5) * m), max(m, int(w * scale / m + 0.5) * m)
 
 
 def network_size(h: int, w: int, resize: str) -> tuple[int, int]:

@@ -1,0 +1,157 @@
+"""The completion API: types in = types out, pixels outside the hole untouched, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import glcic_fast
+from glcic_fast import InputError
+from glcic_fast.preprocess import authors_size, network_input, read_mask
+
+
+@pytest.fixture(scope="module")
+def completer(random_network):
+    return glcic_fast.load(random_network, backend="torch", device="cpu")
+
+
+def photo(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def box(h, w, y0, y1, x0, x1):
+    m = np.zeros((h, w), dtype=bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_pixels_outside_the_hole_are_byte_identical(random_network, backend):
+    completer = glcic_fast.load(random_network, backend=backend, device="cpu")
+    image = photo(37, 53)  # not multiples of 4: padded, then cropped back
+    hole = box(37, 53, 10, 25, 20, 41)
+    out = completer.complete(image, hole)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    assert (out[hole] != image[hole]).any()
+
+
+def test_result_equals_network_output_in_the_hole(random_network, completer):
+    image = photo(32, 40, seed=1)
+    hole = box(32, 40, 8, 20, 8, 30)
+    x = network_input(image / np.float32(255), hole, completer.mean, "subtract-mean", (32, 40))
+    with torch.no_grad():
+        net = random_network(torch.from_numpy(x)[None])[0].numpy().transpose(1, 2, 0)
+    expected = np.clip(np.rint(net * 255), 0, 255).astype(np.uint8)
+    out = completer.complete(image, hole)
+    np.testing.assert_array_equal(out[hole], expected[hole])
+
+
+def test_input_types_round_trip(completer):
+    image = photo(30, 22, seed=2)
+    hole = box(30, 22, 5, 15, 5, 15)
+    as_float = completer.complete(image.astype(np.float64) / 255, hole.astype(np.float32))
+    assert as_float.dtype == np.float64 and as_float.shape == image.shape
+    np.testing.assert_array_equal(as_float[~hole], image[~hole] / 255)
+    pil = completer.complete(Image.fromarray(image), Image.fromarray(hole.astype(np.uint8) * 255))
+    assert isinstance(pil, Image.Image) and pil.size == (22, 30)
+    np.testing.assert_array_equal(np.asarray(pil), completer.complete(image, hole))
+    t = torch.from_numpy(image.transpose(2, 0, 1).copy()).float() / 255
+    out = completer.complete(t, torch.from_numpy(hole))
+    assert isinstance(out, torch.Tensor) and out.shape == t.shape and out.dtype == torch.float32
+    assert torch.equal(out[:, ~torch.from_numpy(hole)], t[:, ~torch.from_numpy(hole)])
+
+
+def test_batches(completer):
+    images = [photo(24, 32, seed=s) for s in range(3)] + [photo(41, 19, seed=9)]
+    holes = [box(24, 32, 4, 12, 4 + s, 20) for s in range(3)] + [box(41, 19, 10, 30, 2, 15)]
+    batched = completer.complete(images, holes)
+    assert [r.shape for r in batched] == [i.shape for i in images]
+    for img, hole, got in zip(images, holes, batched):
+        np.testing.assert_array_equal(got, completer.complete(img, hole))
+    stacked = completer.complete(np.stack(images[:3]), np.stack(holes[:3]))
+    assert stacked.shape == (3, 24, 32, 3)
+    np.testing.assert_array_equal(stacked[1], batched[1])
+
+
+@pytest.mark.parametrize(
+    "mask,message",
+    [
+        (np.zeros((20, 20), bool), "no hole pixels"),
+        (np.ones((20, 20), bool), "every pixel is a hole"),
+        (np.zeros((20, 21), bool), "does not match"),
+        (np.full((20, 20), 77, np.uint8), "not binary"),
+        (np.full((20, 20), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_bad_masks(completer, mask, message):
+    with pytest.raises(InputError, match=message):
+        completer.complete(photo(20, 20), mask)
+
+
+def test_bad_images(completer):
+    hole = box(20, 20, 5, 10, 5, 10)
+    with pytest.raises(InputError, match="HxWx3"):
+        completer.complete(np.zeros((20, 20, 4), np.uint8), hole)
+    with pytest.raises(InputError, match="NaN"):
+        completer.complete(np.full((20, 20, 3), np.nan, np.float32), hole)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        completer.complete(np.full((20, 20, 3), 3.0, np.float32), hole)
+    with pytest.raises(InputError, match="list of masks"):
+        completer.complete([photo(20, 20)], hole)
+
+
+def test_mask_encodings_and_threshold():
+    shape = (6, 6)
+    ref = box(6, 6, 1, 4, 2, 5)
+    for mask in (ref, ref.astype(np.uint8), ref.astype(np.uint8) * 255, ref.astype(np.float32)):
+        np.testing.assert_array_equal(read_mask(mask, shape), ref)
+    grey = ref.astype(np.float32) * 0.5 + 0.1  # 0.1 outside, 0.6 inside
+    np.testing.assert_array_equal(read_mask(grey, shape, threshold=0.2), ref)
+    grey_u8 = np.where(ref, 200, 40).astype(np.uint8)  # 40/255 < 0.2 <= 200/255
+    np.testing.assert_array_equal(read_mask(grey_u8, shape, threshold=0.2), ref)
+
+
+def test_authors_mode_resizes_and_keeps_known_pixels(random_network):
+    assert authors_size(700, 1000) == (420, 600)
+    assert authors_size(50, 70) == (52, 72)
+    completer = glcic_fast.load(random_network, backend="torch", device="cpu", authors_mode=True)
+    image = photo(50, 70, seed=3)
+    grey = np.where(box(50, 70, 10, 30, 20, 50), 180, 0).astype(np.uint8)
+    out = completer.complete(image, grey)
+    hole = grey >= 0.2 * 255
+    assert out.shape == image.shape
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+
+
+def test_postprocess_keeps_known_pixels(completer):
+    image = photo(48, 64, seed=4)
+    hole = box(48, 64, 0, 20, 30, 64)  # touches two borders
+    out = completer.complete(image, hole, postprocess=True)
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    assert not np.array_equal(out, completer.complete(image, hole))
+
+
+def test_load_errors(tmp_path, monkeypatch):
+    from glcic_fast import api
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(glcic_fast.CheckpointError, match="bad.safetensors"):
+        glcic_fast.load(bad)
+    with pytest.raises(glcic_fast.CheckpointError, match="no such"):
+        glcic_fast.load(tmp_path / "missing.safetensors")
+    with pytest.raises(ValueError, match="unknown backend"):
+        glcic_fast.load(glcic_fast.CompletionNetwork(), backend="nope")
+    with pytest.raises(glcic_fast.CheckpointError, match="import-weights"):
+        glcic_fast.load(tmp_path / "model.t7")
+    monkeypatch.setattr(api, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="packaged default model is missing"):
+        glcic_fast.load()
+
+
+def test_gpu_only_backend_without_gpu_is_a_clear_error(random_network):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(glcic_fast.backends.BackendUnavailable, match="no CUDA GPU"):
+        glcic_fast.load(random_network, backend="torch", device="cuda")
