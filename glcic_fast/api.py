@@ -7,20 +7,21 @@
 
 Data flows one way: image + mask -> ``preprocess.network_input`` -> backend ->
 ``preprocess.network_output_to_image`` (composite) -> optional ``postprocess`` -> caller's type.
+
+PyTorch is imported only on the paths that need it (checkpoints, networks), so a deployment
+that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from . import backends as backend_registry
-from .checkpoint import PLACES2_MEAN, CheckpointError, load_checkpoint
-from .folding import FoldedLayer, fold_batchnorm
-from .model import CompletionNetwork
+from .layers import PLACES2_MEAN
 from .preprocess import (
     AUTHORS_MASK_THRESHOLD,
     RESIZE_MODES,
@@ -32,6 +33,9 @@ from .preprocess import (
     read_mask,
     to_callers_type,
 )
+
+if TYPE_CHECKING:
+    from .folding import FoldedLayer
 
 DEFAULT_MODEL = Path(__file__).parent / "data" / "glcic_default.safetensors"
 ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
@@ -105,7 +109,8 @@ class Completer:
         # Images that reach the network at the same size go through it as one batch.
         groups: dict[tuple[int, int], list[int]] = {}
         for i, hole in enumerate(holes):
-            groups.setdefault(network_size(*hole.shape, resize), []).append(i)
+            h, w = hole.shape
+            groups.setdefault(network_size(h, w, resize), []).append(i)
         results: list[Any] = [None] * len(images)
         for size, members in groups.items():
             batch = np.stack(
@@ -164,6 +169,10 @@ def resolve_device(device: str) -> str:
 
 def resolve_model(model: Any, mean: Optional[Sequence[float]] = None):
     """(folded layers, mean, input_fill, metadata) for a checkpoint path, a network, or None."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .folding import fold_batchnorm
+    from .model import CompletionNetwork
+
     if model is None:
         if not DEFAULT_MODEL.is_file():
             raise FileNotFoundError(
@@ -235,6 +244,6 @@ def load(
     return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess)
 
 
-def load_folded(layers: Sequence[FoldedLayer], backend: str, device: str = "cpu", precision: str = "fp32", **options):
+def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):
     """A backend straight from folded layers (tests and benchmarks)."""
     return backend_registry.backend_class(backend)(layers, device=device, precision=precision, **options)

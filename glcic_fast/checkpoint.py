@@ -16,13 +16,12 @@ from typing import Any, Sequence
 
 import torch
 
+from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
 
 FORMAT = "glcic-fast-checkpoint"
 FORMAT_VERSION = 1
 INPUT_FILLS = ("subtract-mean", "mean")
-# The Places2 mean stored with the authors' released model.
-PLACES2_MEAN = (0.4560, 0.4472, 0.4155)
 
 
 class CheckpointError(ValueError):

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import CompletionNetwork
+from .model import CompletionBlock, CompletionNetwork
 
 
 class FoldedLayer(NamedTuple):
@@ -62,7 +62,9 @@ def fold_batchnorm(network: CompletionNetwork) -> list[FoldedLayer]:
     """
     folded: list[FoldedLayer] = []
     for block in network.layers:
+        assert isinstance(block, CompletionBlock)
         conv, spec = block.conv, block.spec
+        assert isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and conv.bias is not None
         weight = conv.weight.detach().float().cpu().clone()
         bias = conv.bias.detach().float().cpu().clone()
         post_scale = post_shift = None

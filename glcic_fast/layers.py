@@ -34,6 +34,9 @@ class ConvSpec:
         return self.dilation * (self.kernel - 1) // 2
 
 
+# The mean pixel stored with the authors' Places2 model (RGB in [0, 1]): the default fill.
+PLACES2_MEAN = (0.4560, 0.4472, 0.4155)
+
 # Completion network C: 4 channels in (RGB with the hole blanked, plus the mask), 3 out.
 COMPLETION_LAYERS: tuple[ConvSpec, ...] = (
     ConvSpec(64, 5),  # 1

@@ -21,6 +21,8 @@ import numpy as np
 from .folding import FoldedLayer
 
 OPSET = 17
+# ONNX allows bfloat16 Conv / ConvTranspose only from opset 22 (IR version 10).
+OPSET_BF16 = 22
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -88,7 +90,7 @@ def build_onnx_model(layers: Sequence[FoldedLayer], precision: str = "fp32", met
             out = f"act{n}"
             nodes.append(helper.make_node("Relu", [x], [out], name=f"relu{n}"))
         x = out
-        if layer.post_scale is not None:
+        if layer.post_scale is not None and layer.post_shift is not None:
             s, t = f"bn{n}.scale", f"bn{n}.shift"
             shape = (-1, 1, 1)
             inits += [
@@ -106,8 +108,10 @@ def build_onnx_model(layers: Sequence[FoldedLayer], precision: str = "fp32", met
     inp = helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [dims[0], 4, dims[2], dims[3]])
     outp = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [dims[0], 3, dims[2], dims[3]])
     graph = helper.make_graph(nodes, "glcic_completion", [inp], [outp], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="glcic-fast")
-    model.ir_version = 8  # readable by onnxruntime >= 1.10 and TensorRT 8.6+
+    opset = OPSET_BF16 if precision == "bf16" else OPSET
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="glcic-fast")
+    # IR 8 (opset 17) is readable by onnxruntime >= 1.10 and every TensorRT we target.
+    model.ir_version = 10 if precision == "bf16" else 8
     meta = {"precision": precision, **(metadata or {})}
     for key, value in meta.items():
         entry = model.metadata_props.add()

@@ -196,8 +196,9 @@ def network_input(
     h, w = hole.shape
     H, W = size
     if (H, W) != (h, w) and H >= h and W >= w and (H - h) < SIZE_MULTIPLE and (W - w) < SIZE_MULTIPLE:
-        mode = "reflect" if min(h, w) > max(H - h, W - w) else "edge"
-        rgb = np.pad(rgb, ((0, H - h), (0, W - w), (0, 0)), mode=mode)
+        pad = ((0, H - h), (0, W - w), (0, 0))
+        # reflect needs the image to be larger than the pad; a tiny one repeats its edge
+        rgb = np.pad(rgb, pad, mode="reflect") if min(h, w) > max(H - h, W - w) else np.pad(rgb, pad, mode="edge")
         hole = np.pad(hole, ((0, H - h), (0, W - w)), mode="constant")
     else:
         rgb = _resize(rgb, size, "area" if H * W < h * w else "cubic")

@@ -11,11 +11,12 @@ arrays.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, ClassVar, Optional, Sequence
 
 import numpy as np
 
-from ..folding import FoldedLayer
+if TYPE_CHECKING:  # folding imports torch; a TensorRT deployment runs without it
+    from ..folding import FoldedLayer
 
 DEVICES = ("cpu", "cuda")
 
@@ -29,7 +30,7 @@ class Backend(ABC):
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
-    def __init__(self, layers: Sequence[FoldedLayer], device: str = "cpu", precision: str = "fp32"):
+    def __init__(self, layers: "Sequence[FoldedLayer]", device: str = "cpu", precision: str = "fp32"):
         if device not in self.devices:
             raise BackendUnavailable(f"the {self.name} backend runs on {'/'.join(self.devices)}, not {device}")
         if precision not in self.precisions:
