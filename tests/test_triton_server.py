@@ -1,0 +1,188 @@
+"""Triton Inference Server export: the repository layout, config.pbtxt contents (parsed with a
+small protobuf text-format reader written here, independent of the writer), and the
+python-backend model's math, which must equal glcic_fast.preprocess exactly."""
+
+import importlib.util
+import json
+import re
+
+import numpy as np
+import pytest
+
+from glcic_fast.preprocess import network_input, network_output_to_image, padded_size, read_image, read_mask
+from glcic_fast.tensorrt_build import make_sidecar, validate_profile, write_engine_files
+
+TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|[A-Za-z_][A-Za-z0-9_]*|[{}\[\]:,]')
+
+
+def parse_pbtxt(text):
+    """Protobuf text format -> {field: [values]} (messages as nested dicts)."""
+    text = re.sub(r"#[^\n]*", "", text)
+    tokens = TOKEN.findall(text)
+    assert "".join(tokens) == re.sub(r"\s+", "", text), "unparsed characters in pbtxt"
+
+    def scalar(tok):
+        if tok.startswith('"'):
+            return json.loads(tok)
+        if re.fullmatch(r"-?\d+", tok):
+            return int(tok)
+        if re.fullmatch(r"-?\d+\.\d+", tok):
+            return float(tok)
+        return tok  # enum identifier
+
+    def value(i):
+        if tokens[i] == "{":
+            return message(i + 1, "}")
+        return scalar(tokens[i]), i + 1
+
+    def message(i, end):
+        fields = {}
+        while i < len(tokens) and tokens[i] != end:
+            key = tokens[i]
+            i += 1
+            if tokens[i] == ":":
+                i += 1
+            if tokens[i] == "[":
+                i += 1
+                while tokens[i] != "]":
+                    v, i = value(i)
+                    fields.setdefault(key, []).append(v)
+                    if tokens[i] == ",":
+                        i += 1
+                i += 1
+            else:
+                v, i = value(i)
+                fields.setdefault(key, []).append(v)
+        return fields, i + 1
+
+    fields, _ = message(0, None)
+    return fields
+
+
+def one(fields, key):
+    assert len(fields[key]) == 1, key
+    return fields[key][0]
+
+
+@pytest.fixture
+def engine(tmp_path):
+    path = tmp_path / "engine" / "glcic.plan"
+    payload = b"plan bytes for the export test"
+    sidecar = make_sidecar(
+        engine_path=path, engine_bytes=payload, profile=validate_profile((1, 2, 8), (64, 256, 512), (64, 256, 512)),
+        precision="fp16", tensorrt_version="10.8.0.43", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0",
+        model_source="model.safetensors", model_sha256=None,
+        model_metadata={"mean": [0.5, 0.25, 0.125], "input_fill": "subtract-mean"},
+    )
+    write_engine_files(path, payload, sidecar)
+    return path
+
+
+def test_export_writes_repository(tmp_path, engine):
+    from glcic_fast.cli import main
+
+    repo = tmp_path / "repo"
+    assert main(["export-triton-server", "--engine", str(engine), "-o", str(repo)]) == 0
+    assert sorted(p.name for p in repo.iterdir()) == [
+        "README.md", "client_example.py", "glcic", "glcic_postprocess", "glcic_preprocess", "glcic_tensorrt",
+    ]
+    assert (repo / "glcic_tensorrt" / "1" / "model.plan").read_bytes() == engine.read_bytes()
+    assert (repo / "glcic" / "1").is_dir()
+
+    trt = parse_pbtxt((repo / "glcic_tensorrt" / "config.pbtxt").read_text())
+    assert one(trt, "name") == "glcic_tensorrt"
+    assert one(trt, "platform") == "tensorrt_plan" and one(trt, "default_model_filename") == "model.plan"
+    assert one(trt, "max_batch_size") == 8  # the profile's max batch
+    (inp,), (out,) = trt["input"], trt["output"]
+    assert (one(inp, "name"), one(inp, "data_type"), inp["dims"]) == ("input", "TYPE_FP32", [4, -1, -1])
+    assert (one(out, "name"), one(out, "data_type"), out["dims"]) == ("output", "TYPE_FP32", [3, -1, -1])
+    batching = one(trt, "dynamic_batching")
+    assert batching["preferred_batch_size"] == [2, 4, 8] and one(batching, "max_queue_delay_microseconds") == 100
+    assert one(one(trt, "instance_group"), "kind") == "KIND_GPU"
+
+    ens = parse_pbtxt((repo / "glcic" / "config.pbtxt").read_text())
+    assert one(ens, "platform") == "ensemble" and one(ens, "max_batch_size") == 8
+    assert [(one(t, "name"), one(t, "data_type"), t["dims"]) for t in ens["input"]] == [
+        ("IMAGE", "TYPE_UINT8", [-1, -1, 3]), ("MASK", "TYPE_UINT8", [-1, -1])]
+    assert [(one(t, "name"), one(t, "data_type")) for t in ens["output"]] == [("COMPLETED", "TYPE_UINT8")]
+    steps = one(ens, "ensemble_scheduling")["step"]
+    assert [one(s, "model_name") for s in steps] == ["glcic_preprocess", "glcic_tensorrt", "glcic_postprocess"]
+
+    def maps(step, kind):
+        return {one(m, "key"): one(m, "value") for m in step[kind]}
+
+    # Every tensor a step reads is an ensemble input or an earlier step's output.
+    available = {"IMAGE", "MASK"}
+    for step in steps:
+        assert set(maps(step, "input_map").values()) <= available
+        available |= set(maps(step, "output_map").values())
+    assert "COMPLETED" in available
+    assert maps(steps[1], "input_map") == {"input": "network_input"}
+
+    pre = parse_pbtxt((repo / "glcic_preprocess" / "config.pbtxt").read_text())
+    params = {one(p, "key"): one(one(p, "value"), "string_value") for p in pre["parameters"]}
+    assert one(pre, "backend") == "python" and params["stage"] == "preprocess"
+    assert [float(v) for v in params["mean"].split(",")] == [0.5, 0.25, 0.125]
+    assert params["input_fill"] == "subtract-mean"
+    assert [one(t, "name") for t in pre["output"]] == ["NETWORK_INPUT"]
+    post = parse_pbtxt((repo / "glcic_postprocess" / "config.pbtxt").read_text())
+    assert [one(t, "name") for t in post["input"]] == ["NETWORK_OUTPUT", "IMAGE", "MASK"]
+    assert "tritonclient.http" in (repo / "client_example.py").read_text()
+    compile((repo / "client_example.py").read_text(), "client_example.py", "exec")
+
+
+def test_export_refuses_to_clobber_and_bad_engines(tmp_path, engine):
+    from glcic_fast.cli import main
+
+    repo = tmp_path / "repo"
+    assert main(["export-triton-server", "--engine", str(engine), "-o", str(repo)]) == 0
+    assert main(["export-triton-server", "--engine", str(engine), "-o", str(repo)]) == 2
+    assert main(["export-triton-server", "--engine", str(engine), "-o", str(repo), "--overwrite"]) == 0
+    engine.write_bytes(b"corrupted")
+    other = tmp_path / "other"
+    assert main(["export-triton-server", "--engine", str(engine), "-o", str(other)]) == 2
+    assert not other.exists() or list(other.iterdir()) == []
+
+
+def _load_model_py(path):
+    spec = importlib.util.spec_from_file_location("glcic_triton_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("fill", ["subtract-mean", "mean"])
+def test_python_backend_math_equals_glcic_fast(tmp_path, engine, fill):
+    from glcic_fast.triton_server import export_triton_repository
+
+    export_triton_repository(engine, tmp_path / "repo")
+    model = _load_model_py(tmp_path / "repo" / "glcic_preprocess" / "1" / "model.py")
+    assert (tmp_path / "repo" / "glcic_postprocess" / "1" / "model.py").read_text() == \
+        (tmp_path / "repo" / "glcic_preprocess" / "1" / "model.py").read_text()
+    rng = np.random.default_rng(0)
+    mean = (0.5, 0.25, 0.125)
+    for h, w, scale in [(21, 30, 255), (16, 12, 1), (7, 9, 255), (3, 2, 255)]:  # padded and not; 0/255 and 0/1 masks
+        images = rng.integers(0, 256, size=(2, h, w, 3), dtype=np.uint8)
+        masks = (rng.random((2, h, w)) < 0.3).astype(np.uint8) * scale
+        masks[:, 0, 0], masks[:, -1, -1] = scale, 0  # some hole and some context in every mask
+        got = model.preprocess(images, masks, mean, fill, 0.5)
+        size = padded_size(h, w)
+        for i in range(2):
+            record = read_image(images[i])
+            hole = read_mask(masks[i], (h, w))
+            want = network_input(record.rgb01, hole, mean, fill, size)
+            np.testing.assert_array_equal(got[i], want)
+        outputs = rng.random((2, 3, *size), dtype=np.float32)
+        done = model.postprocess(outputs, images, masks, 0.5)
+        for i in range(2):
+            record = read_image(images[i])
+            want = network_output_to_image(outputs[i], record, read_mask(masks[i], (h, w)))
+            np.testing.assert_array_equal(done[i], want)
+            outside = ~read_mask(masks[i], (h, w))
+            assert np.array_equal(done[i][outside], images[i][outside])  # untouched outside the hole
+    # Greyscale masks with a threshold binarise like read_mask(..., threshold).
+    grey = rng.integers(0, 256, size=(1, 8, 8), dtype=np.uint8)
+    grey[0, 0, 0], grey[0, -1, -1] = 255, 0
+    img = rng.integers(0, 256, size=(1, 8, 8, 3), dtype=np.uint8)
+    want = network_input(read_image(img[0]).rgb01, read_mask(grey[0], (8, 8), threshold=0.2), mean, fill, (8, 8))
+    np.testing.assert_array_equal(model.preprocess(img, grey, mean, fill, 0.2)[0], want)
