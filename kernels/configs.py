@@ -113,7 +113,9 @@ def heuristic_config(m_total: int, cin: int, cout: int, element_bytes: int, flat
     if triton.cdiv(m_total, block_m) * triton.cdiv(cout, block_n) < num_sms:
         block_m = 64
     num_warps = 8 if block_m * block_n >= 128 * 128 else 4
-    num_stages = 4
+    # 128x256 tiles: 3 stages, as Triton's own Hopper matmuls use; 4 would leave too little
+    # shared memory for the epilogue's layout conversion of the fp32 accumulator.
+    num_stages = 3 if block_m * block_n >= 128 * 256 else 4
     while num_stages > 2 and (block_m * block_k + block_k * block_n) * element_bytes * num_stages > SHARED_MEMORY_BUDGET:
         num_stages -= 1
     return {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k, "GROUP_M": 8,

@@ -676,9 +676,10 @@ class TensorRTBackend(Backend):
                 slot.graph.replay()
             else:
                 self._enqueue(slot)
-            out = slot.dev_out.clone()
         current.wait_stream(self._dev.stream)
-        return out
+        # Clone on the caller's stream: memory allocated on the private stream could be
+        # handed out again while the caller's stream still reads it.
+        return slot.dev_out.clone()
 
     def synchronize(self) -> None:
         self._dev.synchronize()

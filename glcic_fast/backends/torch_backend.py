@@ -94,7 +94,8 @@ class TorchBackend(Backend):
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         if self.device == "cuda":
             t = t.pin_memory().to("cuda", non_blocking=True)
-        return self.run_tensor(t).cpu().numpy()
+        # the last conv's output is channels-last; callers get a plain C-ordered array
+        return np.ascontiguousarray(self.run_tensor(t).cpu().numpy())
 
     def synchronize(self) -> None:
         if self.device == "cuda":
