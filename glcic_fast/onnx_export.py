@@ -48,8 +48,64 @@ def _initializer(name: str, array: np.ndarray, precision: str):
     return helper.make_tensor(name, _onnx_dtype("bf16"), array.shape, rounded.tobytes(), raw=True)
 
 
-def build_onnx_model(layers: Sequence[FoldedLayer], precision: str = "fp32", metadata: dict | None = None):
-    """An ``onnx.ModelProto`` of the folded network (checked with ``onnx.checker``)."""
+def subpixel_phase_weight(weight: np.ndarray, py: int, px: int) -> np.ndarray:
+    """The 2x2 conv weight (out, in, 2, 2) computing output phase (py, px) of a 4x4, stride-2,
+    padding-1 transposed conv with weight (in, out, 4, 4).
+
+    Output row 2a + py receives input rows a - 1 + py + t (t = 0, 1) through kernel row
+    3 - py - 2t; the same holds for columns.
+    """
+    rows = [3 - py - 2 * t for t in (0, 1)]
+    cols = [3 - px - 2 * t for t in (0, 1)]
+    return np.ascontiguousarray(weight[:, :, rows][:, :, :, cols].transpose(1, 0, 2, 3))
+
+
+def _subpixel_transposed(n: int, x: str, layer: FoldedLayer, precision: str, nodes: list, inits: list):
+    """A 4x4 stride-2 transposed conv as four 2x2 convs (one per output phase) interleaved by
+    DepthToSpace: the same arithmetic as plain convolutions, which CPU runtimes run in their
+    fast blocked kernels (onnxruntime's CPU ConvTranspose is about 2.5x slower per FLOP).
+    Returns (output name, whether the activation was applied)."""
+    from onnx import helper
+
+    if (layer.kernel, layer.stride, layer.padding) != (4, 2, 1):
+        raise ValueError("sub-pixel export handles only 4x4, stride-2, padding-1 transposed convs")
+    weight = layer.weight.numpy()
+    relu = layer.activation == "relu"
+    bias = f"conv{n}.bias"
+    inits.append(_initializer(bias, layer.bias.numpy(), precision))
+    phases = []
+    for py in (0, 1):
+        for px in (0, 1):
+            w = f"conv{n}.phase{py}{px}.weight"
+            inits.append(_initializer(w, subpixel_phase_weight(weight, py, px), precision))
+            out = f"conv{n}_phase{py}{px}"
+            # pads [top, left, bottom, right]: phase 0 reaches one row/column back, phase 1 one on
+            nodes.append(helper.make_node(
+                "Conv", [x, w, bias], [out], name=out, kernel_shape=[2, 2], pads=[1 - py, 1 - px, py, px],
+            ))
+            if relu:  # ReLU commutes with the interleave; applied here it fuses into the conv
+                nodes.append(helper.make_node("Relu", [out], [f"{out}_relu"], name=f"relu{n}_phase{py}{px}"))
+                out = f"{out}_relu"
+            phases.append(out)
+    nodes.append(helper.make_node("Concat", phases, [f"conv{n}_phases"], name=f"concat{n}", axis=1))
+    # DCR: output (c, 2a + py, 2b + px) = input channel (2 py + px) * C + c
+    nodes.append(helper.make_node("DepthToSpace", [f"conv{n}_phases"], [f"act{n}"], name=f"interleave{n}",
+                                  blocksize=2, mode="DCR"))
+    return f"act{n}", relu
+
+
+def build_onnx_model(
+    layers: Sequence[FoldedLayer],
+    precision: str = "fp32",
+    metadata: dict | None = None,
+    subpixel_transposed: bool = False,
+):
+    """An ``onnx.ModelProto`` of the folded network (checked with ``onnx.checker``).
+
+    ``subpixel_transposed`` writes each transposed conv as four 2x2 convs + DepthToSpace (what
+    the onnxruntime backend runs on a CPU); the default keeps ConvTranspose, which TensorRT
+    runs well and which is the plain reading of the layer table.
+    """
     import onnx
     from onnx import TensorProto, helper
 
@@ -64,23 +120,28 @@ def build_onnx_model(layers: Sequence[FoldedLayer], precision: str = "fp32", met
     last = len(layers) - 1
     for i, layer in enumerate(layers):
         n = i + 1
-        w, b = f"conv{n}.weight", f"conv{n}.bias"
-        inits += [_initializer(w, layer.weight.numpy(), precision), _initializer(b, layer.bias.numpy(), precision)]
-        k = layer.kernel
-        p = layer.padding
-        if layer.transposed:
-            node = helper.make_node(
-                "ConvTranspose", [x, w, b], [f"conv{n}"], name=f"conv{n}",
-                kernel_shape=[k, k], strides=[layer.stride] * 2, pads=[p, p, p, p],
-            )
+        activated = False
+        if layer.transposed and subpixel_transposed:
+            x, activated = _subpixel_transposed(n, x, layer, precision, nodes, inits)
         else:
-            node = helper.make_node(
-                "Conv", [x, w, b], [f"conv{n}"], name=f"conv{n}", kernel_shape=[k, k],
-                strides=[layer.stride] * 2, dilations=[layer.dilation] * 2, pads=[p, p, p, p],
-            )
-        nodes.append(node)
-        x = f"conv{n}"
-        if layer.activation == "sigmoid":
+            w, b = f"conv{n}.weight", f"conv{n}.bias"
+            inits += [_initializer(w, layer.weight.numpy(), precision), _initializer(b, layer.bias.numpy(), precision)]
+            k, p = layer.kernel, layer.padding
+            if layer.transposed:
+                node = helper.make_node(
+                    "ConvTranspose", [x, w, b], [f"conv{n}"], name=f"conv{n}",
+                    kernel_shape=[k, k], strides=[layer.stride] * 2, pads=[p, p, p, p],
+                )
+            else:
+                node = helper.make_node(
+                    "Conv", [x, w, b], [f"conv{n}"], name=f"conv{n}", kernel_shape=[k, k],
+                    strides=[layer.stride] * 2, dilations=[layer.dilation] * 2, pads=[p, p, p, p],
+                )
+            nodes.append(node)
+            x = f"conv{n}"
+        if activated:
+            out = x
+        elif layer.activation == "sigmoid":
             if precision != "fp32":
                 nodes.append(helper.make_node("Cast", [x], [f"{x}_fp32"], to=TensorProto.FLOAT, name="cast_out"))
                 x = f"{x}_fp32"

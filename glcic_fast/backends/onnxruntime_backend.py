@@ -32,7 +32,8 @@ class OnnxRuntimeBackend(Backend):
 
         if device == "cpu" and precision != "fp32":
             raise ValueError("the onnxruntime backend runs fp32 on the CPU (its CPU fp16 convolutions are slow)")
-        model = build_onnx_model(layers, precision)
+        # On the CPU the transposed convs go in as sub-pixel convs (see onnx_export).
+        model = build_onnx_model(layers, precision, subpixel_transposed=device == "cpu")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or _physical_cores()
