@@ -1,0 +1,178 @@
+"""Training data: a folder of photographs, the paper's augmentation, and holes.
+
+The paper resizes each image so its short side is random in [256, 384] and takes a random
+256x256 crop; every size here is an option so small runs scale it (e.g. 64-pixel crops from a
+short side in [64, 96]).
+
+Reproducibility is by construction: sample number ``k`` of a run (counting across steps,
+processes and workers) is a pure function of ``(seed, k)``: which image (a seeded permutation
+per epoch), the scale, the crop and the holes. The data-loader's state is therefore just the
+step counter, so a resumed run sees exactly the batches the uninterrupted run would have seen,
+however many worker processes load them.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .holes import check_sizes, sample_training_masks
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every jpg/png/webp under ``root`` (recursive), sorted so the list is the same everywhere."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{root}: no .jpg/.jpeg/.png/.webp images found (searched recursively)")
+    return files
+
+
+def open_rgb(path: str | Path, min_side: Optional[int] = None):
+    """A PIL RGB image; JPEGs are decoded at a reduced scale when ``min_side`` allows (fast)."""
+    from PIL import Image
+
+    img = Image.open(path)
+    if min_side is not None and img.format == "JPEG":
+        # draft() picks the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= the request.
+        w, h = img.size
+        f = min_side / min(w, h)
+        img.draft("RGB", (max(1, int(w * f) + 1), max(1, int(h * f) + 1)))
+    return img.convert("RGB")
+
+
+def resize_short_side(img, short: int):
+    """Resize a PIL image so its short side is ``short`` pixels (keeping the aspect ratio)."""
+    from PIL import Image
+
+    w, h = img.size
+    f = short / min(w, h)
+    size = (max(short, round(w * f)), max(short, round(h * f)))
+    return img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+
+
+def compute_mean_pixel(files: Sequence[Path], thumb_side: int = 64) -> list[float]:
+    """The training set's mean RGB in [0, 1] (each image weighted equally, from a thumbnail).
+
+    Computed once per run and stored in every checkpoint: the network's input is
+    ``image - mean`` with the hole set to 0, so the same mean must be used at inference.
+    """
+    total = np.zeros(3, dtype=np.float64)
+    for f in files:
+        img = resize_short_side(open_rgb(f, thumb_side), thumb_side)
+        total += np.asarray(img, dtype=np.float64).reshape(-1, 3).mean(0) / 255.0
+    return [float(v) for v in total / len(files)]
+
+
+class PhotoCropDataset(Dataset):
+    """Sample ``k`` -> (image 3xSxS in [0,1], mask 1xSxS, Mc local box (y, x), Md local box (y, x)).
+
+    Indexed by the global sample number ``k`` (any non-negative integer): epoch ``k // N``
+    visits the N images in a permutation seeded by ``(seed, epoch)``.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        image_size: int,
+        local_size: int,
+        hole_min: int,
+        hole_max: int,
+        scale_min: Optional[int] = None,
+        scale_max: Optional[int] = None,
+        seed: int = 0,
+    ):
+        check_sizes(image_size, local_size, hole_min, hole_max)
+        self.files = list(files)
+        if not self.files:
+            raise ValueError("no training images")
+        self.image_size = image_size
+        self.local_size = local_size
+        self.hole_min = hole_min
+        self.hole_max = hole_max
+        # The paper's [256, 384] for 256 crops, i.e. [1, 1.5] x the crop size.
+        self.scale_min = scale_min if scale_min is not None else image_size
+        self.scale_max = scale_max if scale_max is not None else (image_size * 3) // 2
+        if not image_size <= self.scale_min <= self.scale_max:
+            raise ValueError(
+                f"need image_size <= scale_min <= scale_max, got {image_size}, {self.scale_min}, {self.scale_max}"
+            )
+        self.seed = seed
+        self._perm_epoch = -1
+        self._perm = np.arange(0)
+
+    def __len__(self) -> int:  # one epoch; indices beyond it are valid too (later epochs)
+        return len(self.files)
+
+    def image_index(self, k: int) -> int:
+        epoch, pos = divmod(k, len(self.files))
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(len(self.files))
+            self._perm_epoch = epoch
+        return int(self._perm[pos])
+
+    def __getitem__(self, k: int):
+        rng = np.random.default_rng([self.seed, int(k)])
+        img = open_rgb(self.files[self.image_index(k)], self.scale_min)
+        img = resize_short_side(img, int(rng.integers(self.scale_min, self.scale_max + 1)))
+        w, h = img.size
+        s = self.image_size
+        x0 = int(rng.integers(0, w - s + 1))
+        y0 = int(rng.integers(0, h - s + 1))
+        crop = np.asarray(img.crop((x0, y0, x0 + s, y0 + s)), dtype=np.float32) / 255.0
+        mask, local_c, local_d = sample_training_masks(rng, s, self.local_size, self.hole_min, self.hole_max)
+        return (
+            torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1))),
+            torch.from_numpy(mask)[None],
+            torch.tensor([local_c.y, local_c.x], dtype=torch.int64),
+            torch.tensor([local_d.y, local_d.x], dtype=torch.int64),
+        )
+
+
+class StepBatchSampler(Sampler):
+    """Yields the sample numbers of each step's batch for one process, from ``start_step`` on.
+
+    Step ``b`` of process ``rank`` (of ``world``) takes samples
+    ``(b * world + rank) * batch_size + i``: processes never share a sample, and resuming at
+    step ``b`` just starts the count there.
+    """
+
+    def __init__(self, batch_size: int, start_step: int = 0, stop_step: Optional[int] = None, rank: int = 0, world: int = 1):
+        self.batch_size = batch_size
+        self.start_step = start_step
+        self.stop_step = stop_step
+        self.rank = rank
+        self.world = world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        b = self.start_step
+        while self.stop_step is None or b < self.stop_step:
+            first = (b * self.world + self.rank) * self.batch_size
+            yield list(range(first, first + self.batch_size))
+            b += 1
+
+    def __len__(self) -> int:
+        if self.stop_step is None:
+            raise TypeError("an open-ended sampler has no length")
+        return max(0, self.stop_step - self.start_step)
+
+
+def ignore_sigint_in_worker(_worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C to the main process, which saves a checkpoint first."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def crop_boxes(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
+    """Stack the ``size`` x ``size`` patches of ``images`` (N,C,H,W) at ``corners`` (N, 2: y, x)."""
+    return torch.stack(
+        [images[i, :, int(y) : int(y) + size, int(x) : int(x) + size] for i, (y, x) in enumerate(corners.tolist())]
+    )

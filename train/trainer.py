@@ -1,0 +1,631 @@
+"""GLCIC's three-phase training (Iizuka et al. 2017, section 3.3).
+
+Phase 1, steps [0, Tc): the completion network C alone, on the hole-weighted MSE.
+Phase 2, steps [Tc, Tc + Td): the context discriminator D alone; C's weights are fixed.
+Phase 3, steps [Tc + Td, T): both, C on ``MSE + alpha * adversarial``, D on its BCE.
+The paper: Tc = 90,000, Td = 10,000, T = 500,000, batch 96, ADADELTA, alpha = 0.0004.
+
+The discriminator always judges *composited* images (known pixels from the photo, the hole
+from C), with its local branch on the local region around the hole (Mc for completions, the
+independent Md for real photos).
+
+Runs survive: a training state (both networks, both optimisers, the AMP scaler, step,
+phase, RNG states, the mean pixel, the options, the image list) is written atomically every
+``save_every`` steps, at the end and on Ctrl-C / SIGTERM; ``resume`` continues bit-for-bit
+because every sample is a pure function of (seed, sample number), see ``data``. Each save also
+writes ``model.safetensors``, a glcic-fast checkpoint that ``glcic_fast.load`` reads directly.
+
+Scale: mixed precision (bf16, or fp16 with a gradient scaler) on a GPU; several processes via
+``torchrun`` with DistributedDataParallel (nccl on GPUs, gloo on CPUs); images are decoded in
+data-loader worker processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..checkpoint import atomic_write_bytes, save_checkpoint
+from ..model import CompletionNetwork, ContextDiscriminator
+from .data import (
+    PhotoCropDataset,
+    StepBatchSampler,
+    compute_mean_pixel,
+    crop_boxes,
+    ignore_sigint_in_worker,
+    list_images,
+)
+from .losses import (
+    PAPER_ALPHA,
+    completion_loss,
+    discriminator_loss,
+    generator_adversarial_loss,
+    joint_completion_loss,
+)
+
+STATE_FORMAT = "glcic-fast-train-state"
+STATE_VERSION = 1
+STATE_FILE = "train_state.pt"
+MODEL_FILE = "model.safetensors"
+LOG_FILE = "log.jsonl"
+OPTIMIZERS = ("adadelta", "adam")
+PAPER_ITERS = {"iters_c": 90_000, "iters_d": 10_000, "iters_total": 500_000}
+DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
+# Options a resumed run may change; everything else comes from the saved state so the run
+# continues as it started.
+RESUMABLE_OVERRIDES = (
+    "data", "out", "workers", "device", "save_every", "sample_every", "stop_after", "threads", "keep_snapshots", "progress",
+)
+
+
+@dataclass
+class TrainOptions:
+    """Every knob of a run. Defaults are the paper's (256-pixel crops, batch 96, ...)."""
+
+    data: str = ""
+    out: str = "runs/glcic"
+    image_size: int = 256
+    local_size: int = 128
+    hole_min: int = 96
+    hole_max: int = 128
+    scale_min: Optional[int] = None  # short side drawn from [scale_min, scale_max];
+    scale_max: Optional[int] = None  # default [1, 1.5] x image_size, the paper's [256, 384]
+    # Phase lengths; None means the paper's (new run) or the saved run's (resume).
+    iters_c: Optional[int] = None
+    iters_d: Optional[int] = None
+    iters_total: Optional[int] = None
+    batch_size: int = 96  # global: split evenly over the processes of a torchrun job
+    alpha: float = PAPER_ALPHA
+    optimizer: str = "adadelta"
+    lr: Optional[float] = None  # default: 1.0 for ADADELTA, 1e-4 for Adam
+    workers: int = 4
+    device: str = "auto"
+    amp: bool = True  # mixed precision, GPU only
+    save_every: int = 1000
+    sample_every: int = 1000
+    keep_snapshots: bool = False  # also keep snapshots/model_step*.safetensors at each save
+    seed: int = 0
+    mean_images: int = 2000  # the mean pixel is computed from up to this many images
+    stop_after: Optional[int] = None  # stop (saving) once this step is reached
+    threads: Optional[int] = None  # torch intra-op threads (CPU)
+    progress: bool = True
+    data_files: list = field(default_factory=list)  # filled in: the image list, relative to data
+
+    def fill_paper_iters(self) -> None:
+        for name, value in PAPER_ITERS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    def validate(self) -> None:
+        self.fill_paper_iters()
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if min(self.iters_c, self.iters_d) < 0 or self.iters_total < self.iters_c + self.iters_d:
+            raise ValueError(
+                f"need iters_c, iters_d >= 0 and iters_total >= iters_c + iters_d, "
+                f"got {self.iters_c}, {self.iters_d}, {self.iters_total}"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be positive, got {self.batch_size}")
+        if self.image_size % 64 or self.local_size % 32:
+            raise ValueError(
+                "the context discriminator needs image_size a multiple of 64 and local_size a multiple "
+                f"of 32 (six and five stride-2 convs), got {self.image_size} and {self.local_size}"
+            )
+        if self.save_every < 1 or self.sample_every < 0:
+            raise ValueError("save_every must be >= 1 and sample_every >= 0")
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+
+
+def phase_of(step: int, opts: TrainOptions) -> int:
+    """Which phase the step with this (0-based) number belongs to: 1, 2 or 3."""
+    if step < opts.iters_c:
+        return 1
+    if step < opts.iters_c + opts.iters_d:
+        return 2
+    return 3
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
+
+
+def network_input(images: torch.Tensor, masks: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """The paper's input: (image - mean) with the hole zeroed, and the mask (N, 4, H, W)."""
+    return torch.cat([(images - mean) * (1.0 - masks), masks], dim=1)
+
+
+def composite(images: torch.Tensor, completed: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Known pixels from the photo, hole pixels from the network."""
+    return images * (1.0 - masks) + completed * masks
+
+
+def capture_rng() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM ask for a clean stop: finish the step, save, exit.
+
+    A second Ctrl-C raises ``KeyboardInterrupt`` at once (no save: the state may be mid-step).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, _frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading_is_main():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Distributed:
+    """Join the torchrun job described by the environment (if any)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda asked for, but this PyTorch sees no CUDA GPU; use --device cpu")
+        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    if name != "cpu":
+        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device("cpu")
+
+
+class Trainer:
+    """Holds the networks, optimisers and counters of one run; ``run()`` trains."""
+
+    def __init__(self, opts: TrainOptions, resume: Optional[str] = None, log=print):
+        self.log = log
+        state = None
+        if resume:
+            state = torch.load(resume, map_location="cpu", weights_only=False)
+            if state.get("format") != STATE_FORMAT:
+                raise ValueError(f"{resume}: not a glcic-fast training state")
+            saved = TrainOptions(**state["options"])
+            for name in RESUMABLE_OVERRIDES:
+                setattr(saved, name, getattr(opts, name))
+            if opts.iters_total is not None:
+                saved.iters_total = opts.iters_total
+            if opts.lr is not None:  # a new learning rate from here on (e.g. a decay late in a run)
+                saved.lr = opts.lr
+            opts = dataclasses.replace(
+                opts, iters_c=saved.iters_c if opts.iters_c is None else opts.iters_c,
+                iters_d=saved.iters_d if opts.iters_d is None else opts.iters_d,
+            )
+            # The phase lengths may change on resume as long as every completed step keeps
+            # the phase it was trained in (e.g. extend phase 1 of a run that is still in it).
+            step = int(state["step"])
+            if min(step, opts.iters_c) == min(step, saved.iters_c) and min(
+                step, opts.iters_c + opts.iters_d
+            ) == min(step, saved.iters_c + saved.iters_d):
+                saved.iters_c, saved.iters_d = opts.iters_c, opts.iters_d
+            elif (opts.iters_c, opts.iters_d) != (saved.iters_c, saved.iters_d):
+                raise ValueError(
+                    f"cannot resume step {step} with phases {opts.iters_c}/{opts.iters_d}: the saved run "
+                    f"({saved.iters_c}/{saved.iters_d}) already trained those steps in other phases"
+                )
+            opts = saved
+        opts.validate()
+        self.opts = opts
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        self.device = pick_device(opts.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist = setup_distributed(self.device)
+        if opts.batch_size % self.dist.world:
+            raise ValueError(f"batch size {opts.batch_size} does not split over {self.dist.world} processes")
+        self.local_batch = opts.batch_size // self.dist.world
+        self.out = Path(opts.out)
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+
+        root = Path(opts.data)
+        files = list_images(root)
+        rel = [str(f.relative_to(root)) for f in files]
+        if state is not None and state["options"].get("data_files") and rel != state["options"]["data_files"]:
+            self.log(
+                f"note: the image folder changed since the saved state ({len(state['options']['data_files'])} -> "
+                f"{len(rel)} images); training continues on the new list (not bit-for-bit)"
+            )
+        opts.data_files = rel
+        self.files = files
+
+        torch.manual_seed(opts.seed)
+        self.completion = CompletionNetwork().to(self.device)
+        self.discriminator = ContextDiscriminator(opts.image_size, opts.local_size).to(self.device)
+        self.opt_c = make_optimizer(opts.optimizer, self.completion.parameters(), opts.learning_rate)
+        self.opt_d = make_optimizer(opts.optimizer, self.discriminator.parameters(), opts.learning_rate)
+        self.use_amp = opts.amp and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+
+        if state is not None:
+            self.completion.load_state_dict(state["completion"])
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_c.load_state_dict(state["opt_c"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            for group in self.opt_c.param_groups + self.opt_d.param_groups:
+                group["lr"] = opts.learning_rate
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            self.step = int(state["step"])
+            self.elapsed = float(state.get("elapsed", 0.0))
+            self.mean = list(state["mean"])
+            restore_rng(state["rng"])
+            self.log(f"resumed {resume} at step {self.step} (phase {phase_of(self.step, opts)})")
+        else:
+            files_for_mean = files
+            if len(files) > opts.mean_images:
+                pick = np.random.default_rng([opts.seed, 0x3EA7]).choice(len(files), opts.mean_images, replace=False)
+                files_for_mean = [files[i] for i in sorted(pick)]
+            self.mean = compute_mean_pixel(files_for_mean)
+        self.mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.completion_ddp: nn.Module = DDP(self.completion, device_ids=ids)
+            self.discriminator_ddp: nn.Module = DDP(self.discriminator, device_ids=ids)
+        else:
+            self.completion_ddp, self.discriminator_ddp = self.completion, self.discriminator
+
+    # ---- persistence -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "step": self.step,
+            "phase": phase_of(self.step, self.opts) if self.step < self.opts.iters_total else 3,
+            "elapsed": self.elapsed,
+            "mean": self.mean,
+            "options": dataclasses.asdict(self.opts),
+            "completion": self.completion.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_c": self.opt_c.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": capture_rng(),
+        }
+
+    def model_metadata(self) -> dict[str, Any]:
+        o = self.opts
+        return {
+            "source": "glcic-fast train",
+            "training_step": self.step,
+            "training_phase": phase_of(self.step, o) if self.step < o.iters_total else 3,
+            "steps_per_phase": steps_per_phase(self.step, o),
+            "iters_c": o.iters_c,
+            "iters_d": o.iters_d,
+            "iters_total": o.iters_total,
+            "batch_size": o.batch_size,
+            "optimizer": o.optimizer,
+            "lr": o.learning_rate,
+            "alpha": o.alpha,
+            "image_size": o.image_size,
+            "local_size": o.local_size,
+            "hole_range": [o.hole_min, o.hole_max],
+            "scale_range": [o.scale_min or o.image_size, o.scale_max or (o.image_size * 3) // 2],
+            "training_images": len(self.files),
+            "training_seconds": round(self.elapsed, 1),
+        }
+
+    def save(self) -> None:
+        """Write the training state and the completer checkpoint (rank 0; atomic)."""
+        if not self.dist.is_main:
+            return
+        state = self.state_dict()
+        atomic_write_bytes(self.out / STATE_FILE, lambda tmp: torch.save(state, tmp))
+        meta = self.model_metadata()
+        save_checkpoint(self.completion, self.out / MODEL_FILE, mean=self.mean, **meta)
+        if self.opts.keep_snapshots:
+            save_checkpoint(
+                self.completion, self.out / "snapshots" / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
+            )
+
+    # ---- data ---------------------------------------------------------------------------
+    def make_dataset(self, seed: int) -> PhotoCropDataset:
+        o = self.opts
+        return PhotoCropDataset(
+            self.files, o.image_size, o.local_size, o.hole_min, o.hole_max, o.scale_min, o.scale_max, seed
+        )
+
+    def make_loader(self, stop: int):
+        sampler = StepBatchSampler(self.local_batch, self.step, stop, self.dist.rank, self.dist.world)
+        return torch.utils.data.DataLoader(
+            self.make_dataset(self.opts.seed),
+            batch_sampler=sampler,
+            num_workers=self.opts.workers,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_sigint_in_worker if self.opts.workers > 0 else None,
+            persistent_workers=False,
+            prefetch_factor=2 if self.opts.workers > 0 else None,
+        )
+
+    # ---- one step -----------------------------------------------------------------------
+    def autocast(self):
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=self.amp_dtype)
+        return contextlib.nullcontext()
+
+    def train_step(self, batch) -> dict[str, float]:
+        images, masks, corners_c, corners_d = (t.to(self.device, non_blocking=True) for t in batch)
+        phase = phase_of(self.step, self.opts)
+        local = self.opts.local_size
+        inp = network_input(images, masks, self.mean_t)
+        losses: dict[str, float] = {}
+        self.completion.train()
+        self.discriminator.train()
+
+        if phase == 2:  # C fixed: no graph through it
+            with torch.no_grad(), self.autocast():
+                completed = self.completion(inp)
+        else:
+            with self.autocast():
+                completed = self.completion_ddp(inp)
+        fake = composite(images, completed.float(), masks)
+
+        if phase in (2, 3):
+            self.opt_d.zero_grad(set_to_none=True)
+            with self.autocast():
+                real_logits = self.discriminator_ddp(images, crop_boxes(images, corners_d, local))
+                fake_d = fake.detach()
+                fake_logits = self.discriminator_ddp(fake_d, crop_boxes(fake_d, corners_c, local))
+            loss_d = discriminator_loss(real_logits, fake_logits)
+            self.scaler.scale(loss_d).backward()
+            self.scaler.step(self.opt_d)
+            losses["loss_d"] = float(loss_d.detach())
+
+        if phase in (1, 3):
+            self.opt_c.zero_grad(set_to_none=True)
+            mse = completion_loss(completed, images, masks)
+            loss_c = mse
+            if phase == 3:
+                # D judges the completion for C's loss; its own weights get no gradient here
+                # (called unwrapped, so DistributedDataParallel does not expect one).
+                self.discriminator.requires_grad_(False)
+                try:
+                    with self.autocast():
+                        logits = self.discriminator(fake, crop_boxes(fake, corners_c, local))
+                    adversarial = generator_adversarial_loss(logits)
+                finally:
+                    self.discriminator.requires_grad_(True)
+                loss_c = joint_completion_loss(mse, adversarial, self.opts.alpha)
+                losses["loss_adv"] = float(adversarial.detach())
+            self.scaler.scale(loss_c).backward()
+            self.scaler.step(self.opt_c)
+            losses["loss_mse"] = float(mse.detach())
+        self.scaler.update()
+        return losses
+
+    # ---- samples ------------------------------------------------------------------------
+    def write_samples(self, count: int = 4) -> Optional[Path]:
+        """A grid (rows: input with the hole, completion, original) for fixed held-back crops."""
+        if not self.dist.is_main:
+            return None
+        from PIL import Image
+
+        ds = self.make_dataset(self.opts.seed + 7919)  # a different stream than training
+        items = [ds[i] for i in range(count)]
+        images = torch.stack([it[0] for it in items]).to(self.device)
+        masks = torch.stack([it[1] for it in items]).to(self.device)
+        was_training = self.completion.training
+        self.completion.eval()
+        with torch.no_grad():
+            out = self.completion(network_input(images, masks, self.mean_t)).float()
+        self.completion.train(was_training)
+        shown = images * (1 - masks) + 0.5 * masks
+        rows = [shown, composite(images, out, masks), images]
+        grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # 3 x (3S) x (count S)
+        arr = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        path = self.out / "samples" / f"step{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+        return path
+
+    # ---- the loop -----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        o = self.opts
+        stop = o.iters_total if o.stop_after is None else min(o.iters_total, o.stop_after)
+        if self.dist.is_main:
+            self.log(
+                f"training {len(self.files)} images, {o.image_size}px crops, holes {o.hole_min}-{o.hole_max} in "
+                f"{o.local_size}px regions, batch {o.batch_size} on {self.dist.world} x {self.device}; "
+                f"phases C {o.iters_c} / D {o.iters_d} / total {o.iters_total}; steps {self.step} -> {stop}"
+            )
+        last: dict[str, float] = {}
+        if self.step >= stop:
+            self.save()
+            return {"step": self.step, "stopped": False, "losses": last}
+        progress = None
+        if self.dist.is_main and o.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=stop, initial=self.step, unit="step", dynamic_ncols=True,
+                            mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        log_file = open(self.out / LOG_FILE, "a", encoding="utf-8") if self.dist.is_main else None
+        stopped = False
+        try:
+            with StopRequest() as stop_request:
+                t_wait = time.perf_counter()
+                for batch in self.make_loader(stop):
+                    t0 = time.perf_counter()
+                    phase = phase_of(self.step, o)
+                    last = self.train_step(batch)
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    t1 = time.perf_counter()
+                    self.step += 1
+                    self.elapsed += t1 - t_wait
+                    if log_file is not None:
+                        record = {"step": self.step, "phase": phase, "lr": self.opt_c.param_groups[0]["lr"],
+                                  **{k: round(v, 6) for k, v in last.items()},
+                                  "data_s": round(t0 - t_wait, 4), "step_s": round(t1 - t0, 4),
+                                  "elapsed_s": round(self.elapsed, 2), "time": round(time.time(), 2)}
+                        log_file.write(json.dumps(record) + "\n")
+                        log_file.flush()
+                    if progress is not None:
+                        progress.set_postfix(phase=phase, **{k: f"{v:.4g}" for k, v in last.items()}, refresh=False)
+                        progress.update(1)
+                    if o.sample_every and self.step % o.sample_every == 0:
+                        self.write_samples()
+                    want_stop = stop_request.requested
+                    if self.dist.world > 1:  # every process stops at the same step
+                        flag = torch.tensor([1.0 if want_stop else 0.0])
+                        dist.all_reduce(flag)
+                        want_stop = bool(flag.item() > 0)
+                    if self.step % o.save_every == 0 or self.step == stop or want_stop:
+                        self.save()
+                    if want_stop:
+                        stopped = True
+                        if self.dist.is_main:
+                            self.log(f"stop requested: saved at step {self.step}; continue with --resume")
+                        break
+                    t_wait = time.perf_counter()
+        finally:
+            if progress is not None:
+                progress.close()
+            if log_file is not None:
+                log_file.close()
+        return {"step": self.step, "stopped": stopped, "losses": last}
+
+
+def steps_per_phase(step: int, o: TrainOptions) -> dict[str, int]:
+    """How many of the first ``step`` steps each phase got."""
+    c = min(step, o.iters_c)
+    d = min(max(step - o.iters_c, 0), o.iters_d)
+    return {"completion": c, "discriminator": d, "joint": max(step - o.iters_c - o.iters_d, 0)}
+
+
+def train(opts: TrainOptions, resume: Optional[str] = None, log=print) -> dict[str, Any]:
+    """Train (or resume) a run; returns ``{"step", "stopped", "losses"}``."""
+    trainer = Trainer(opts, resume=resume, log=log)
+    try:
+        return trainer.run()
+    finally:
+        if trainer.dist.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def recalibrate_batchnorm(
+    network: CompletionNetwork, dataset: PhotoCropDataset, mean, batches: int = 32, batch_size: int = 16
+) -> CompletionNetwork:
+    """Re-estimate the BatchNorm running statistics of ``network`` with its final weights.
+
+    Training keeps exponential averages (momentum 0.1) of batch statistics taken while the
+    weights were still moving; averaging the statistics of ``batches`` fresh training batches
+    with the weights frozen matches what the network sees at inference (evaluation mode) more
+    closely. Weights are not touched. Returns ``network`` (in eval mode).
+    """
+    bns = [m for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved_momentum = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    network.train()
+    with torch.no_grad():
+        for b in range(batches):
+            items = [dataset[b * batch_size + i] for i in range(batch_size)]
+            images = torch.stack([it[0] for it in items])
+            masks = torch.stack([it[1] for it in items])
+            network(network_input(images, masks, mean_t))
+    for m, mom in zip(bns, saved_momentum):
+        m.momentum = mom
+    return network.eval()
+
+
+def zero_unreached_dilated_taps(network: CompletionNetwork, image_size: int) -> list[int]:
+    """Zero the off-centre taps of dilated convs that training at ``image_size`` never reached.
+
+    At 64x64 the dilated layers run on 16x16 maps, so a dilation-16 conv's off-centre taps
+    always read zero padding: they get no gradient and keep their random initial values. On
+    larger images those random taps suddenly see features and print noise. Zeroing them leaves
+    the network's output at the training size exactly as it was and makes larger inputs behave
+    like the trained function. Returns the indices of the layers changed.
+    """
+    changed = []
+    for i, block in enumerate(network.layers):
+        spec = block.spec
+        if spec.transposed or spec.dilation <= 1:
+            continue
+        # Feature-map side at this layer: the network halves twice before the dilated stack.
+        side = image_size // 4
+        reach = spec.dilation * (spec.kernel - 1) // 2
+        if reach >= side:
+            with torch.no_grad():
+                centre = block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2].clone()
+                block.conv.weight.zero_()
+                block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2] = centre
+            changed.append(i)
+    return changed
