@@ -196,7 +196,8 @@ def run_demo(args) -> int:
     if not DEMO_IMAGE.is_file():
         raise UsageError(f"the bundled demo photo is missing ({DEMO_IMAGE}); reinstall glcic-fast")
     image = _read_rgb(DEMO_IMAGE)
-    hole = demo_hole(*image.shape[:2], seed=args.seed)
+    h, w = image.shape[:2]
+    hole = demo_hole(h, w, seed=args.seed)
     result = completer.complete(image, hole)
     shown_input = image.copy()
     shown_input[hole] = 255  # the hole as the network sees it: unknown

@@ -112,7 +112,8 @@ def build_onnx_model(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     compute = _onnx_dtype(precision)
-    nodes, inits = [], []
+    nodes: list = []
+    inits: list = []
     x = INPUT_NAME
     if precision != "fp32":
         nodes.append(helper.make_node("Cast", [x], ["input_cast"], to=compute, name="cast_in"))
