@@ -133,15 +133,15 @@ def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = No
         if float(mask.min()) < 0 or float(mask.max()) > full:
             raise InputError(f"{what}: values must lie in [0, 1] or [0, 255], got [{mask.min()}, {mask.max()}]")
         if threshold is None:
-            values = np.unique(mask)
-            stray = values[(values != 0) & (values != full)] if full == 255.0 else values[(values != 0) & (values != 1)]
-            if stray.size:
+            hole = mask > 0
+            stray_px = hole & (mask != full)  # one linear pass on the per-call path
+            if stray_px.any():
+                stray = np.unique(mask[stray_px])  # only to word the error
                 raise InputError(
                     f"{what}: not binary (holds {stray.size} values besides 0 and {full:g}, e.g. {stray[0]}); "
                     f"pass a threshold (mask_threshold=0.2 / --mask-threshold 0.2 as the authors do) "
                     "to use a greyscale mask"
                 )
-            hole = mask > 0
         else:
             if not 0.0 < threshold <= 1.0:
                 raise InputError(f"mask threshold must be in (0, 1], got {threshold}")

@@ -87,6 +87,8 @@ def conv_transpose2d_nhwc_kernel(
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     num_cb = (CIN + BLOCK_K - 1) // BLOCK_K
+    # The reduction below mirrors conv2d_nhwc_kernel's on purpose: a shared @triton.jit helper
+    # costs 10-20 ms per call in the interpreter (CI), so the loop body is written out here.
     for step in range(0, 4 * num_cb):
         tap = step // num_cb
         c0 = (step % num_cb) * BLOCK_K
