@@ -14,15 +14,16 @@ that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from . import backends as backend_registry
+from .authors import AuthorsOptions, complete_many, options_for_load
 from .layers import PLACES2_MEAN
 from .postprocess import poisson_blend
 from .preprocess import (
-    AUTHORS_MASK_THRESHOLD,
     RESIZE_MODES,
     InputError,
     network_input,
@@ -50,6 +51,7 @@ class Completer:
         resize: str = "pad",
         mask_threshold: Optional[float] = None,
         postprocess: bool = False,
+        authors: Optional[AuthorsOptions] = None,
     ):
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
@@ -60,6 +62,7 @@ class Completer:
         self.resize = resize
         self.mask_threshold = mask_threshold
         self.postprocess = postprocess
+        self.authors = authors  # not None: the authors' script, step by step (authors.py)
 
     def __repr__(self) -> str:
         return f"<Completer backend={self.backend.name} device={self.backend.device} precision={self.backend.precision}>"
@@ -81,6 +84,11 @@ class Completer:
         unchanged, byte for byte.
         """
         images, masks, rebuild = _split_batch(image, mask)
+        if self.authors is not None:
+            if (mask_threshold, resize) != (None, None):
+                raise ValueError("authors mode thresholds and resizes as the script does: no mask_threshold= or resize=")
+            options = self.authors if postprocess is None else replace(self.authors, postprocess=postprocess)
+            return rebuild(complete_many(self.backend, self.mean, self.input_fill, images, masks, options))
         outputs = self._complete_many(
             images,
             masks,
@@ -173,6 +181,9 @@ def load(
     mask_threshold: Optional[float] = None,
     postprocess: bool = False,
     authors_mode: bool = False,
+    authors_version: Optional[str] = None,
+    authors_postprocess: Optional[bool] = None,
+    authors_maxdim: Optional[int] = None,
     **backend_options: Any,
 ) -> Completer:
     """Prepare a completer once; reuse it for every call.
@@ -181,13 +192,14 @@ def load(
     "auto"), a ``CompletionNetwork``, or None for the packaged default model.
     backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime on a
     CPU), "torch", "onnxruntime", "triton", "tensorrt". precision: "auto" (fp16 on a GPU,
-    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` reproduces the authors' script:
-    resize to a long side <= 600 and a multiple of 4, threshold grey masks at 0.2 and
-    post-process.
+    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` returns what the authors'
+    inpaint.lua writes, byte for byte, at its resolution (docs/authors-mode.md):
+    ``authors_version`` "2020" (default: maxdim 600, no post-processing) or "2018" (maxdim 500,
+    post-processing); ``authors_postprocess`` / ``authors_maxdim`` are the script's
+    --postproc / --maxdim.
     """
-    if authors_mode:
-        resize, postprocess = "authors", True
-        mask_threshold = AUTHORS_MASK_THRESHOLD if mask_threshold is None else mask_threshold
+    authors = options_for_load(authors_mode, authors_version, authors_postprocess, authors_maxdim,
+                               postprocess=postprocess, mask_threshold=mask_threshold, resize=resize)
     dev = resolve_device(device)
     if is_engine_path(model):
         if backend not in ("auto", "tensorrt"):
@@ -196,7 +208,7 @@ def load(
         meta = engine.metadata
         return Completer(
             engine, meta.get("mean", PLACES2_MEAN) if mean is None else mean, meta.get("input_fill", "subtract-mean"),
-            meta, resize, mask_threshold, postprocess,
+            meta, resize, mask_threshold, postprocess, authors,
         )
     layers, model_mean, fill, meta = resolve_model(model, mean)
     name = backend_registry.resolve(backend, dev)
@@ -204,7 +216,7 @@ def load(
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
     prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
     cls = backend_registry.backend_class(name)
-    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess)
+    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess, authors)
 
 
 def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):

@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..api import load
+from ..authors import SCRIPT_VERSIONS
 from ..errors import InputError
 from .common import IMAGE_SUFFIXES, UsageError, add_model_options, write_image_atomic
 
@@ -44,8 +45,19 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--mask-threshold", type=float, default=None,
                    help="treat a greyscale mask as hole where >= this fraction of white (the authors use 0.2); "
                    "without it masks must be binary")
-    p.add_argument("--authors-mode", action="store_true",
-                   help="the authors' script: resize to long side <= 600 (multiple of 4), threshold 0.2, post-process")
+    authors = p.add_argument_group(
+        "authors mode", "write what the authors' inpaint.lua writes, byte for byte, at its resolution "
+        "(long side <= maxdim, sides rounded to multiples of 4); docs/authors-mode.md")
+    authors.add_argument("--authors-mode", action="store_true", help="run the authors' script (masks read as it reads "
+                         "them: grey, colour or grey+alpha, hole where >= 0.2 after scaling)")
+    authors.add_argument("--authors-version", choices=sorted(SCRIPT_VERSIONS), default=None,
+                         help="which release: 2020 (default; maxdim 600, no post-processing) or 2018 (maxdim 500, "
+                         "post-processing)")
+    authors.add_argument("--authors-postproc", action=argparse.BooleanOptionalAction, default=None,
+                         help="the script's --postproc (Telea + Poisson blending as OpenCV 3.1 did it); "
+                         "default: the version's")
+    authors.add_argument("--authors-maxdim", type=int, default=None, metavar="N",
+                         help="the script's --maxdim (default: the version's)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
     p.add_argument("--seed", type=int, default=0, help="--demo: seed of the generated hole")
     add_model_options(p)
@@ -118,11 +130,29 @@ def _read_grey(path: Path):
     return _read(path, "L", "mask")
 
 
+def _read_mask_file(path: Path):
+    """The mask with the file's own channels (grey, grey+alpha, RGB, RGBA): the script's reading."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(f"{path}: cannot read mask ({e})") from None
+
+
 def _load_completer(args):
+    authors_options = (args.authors_version, args.authors_postproc, args.authors_maxdim)
+    if not args.authors_mode and authors_options != (None, None, None):
+        raise UsageError("--authors-version, --authors-postproc and --authors-maxdim need --authors-mode")
+    if args.authors_mode and (args.postprocess or args.mask_threshold is not None):
+        raise UsageError("--authors-mode follows the script: its threshold is 0.2 (no --mask-threshold) and its "
+                         "post-processing is --authors-postproc (not --postprocess)")
     try:
         return load(
             args.model, backend=args.backend, device=args.device, precision=args.precision,
             mask_threshold=args.mask_threshold, postprocess=args.postprocess, authors_mode=args.authors_mode,
+            authors_version=args.authors_version, authors_postprocess=args.authors_postproc,
+            authors_maxdim=args.authors_maxdim,
         )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from None
@@ -152,6 +182,10 @@ def run_demo(args) -> int:
     h, w = image.shape[:2]
     hole = demo_hole(h, w, seed=args.seed)
     result = completer.complete(image, hole)
+    if result.shape != image.shape:  # authors mode answers at the script's resolution: show it there
+        size = (result.shape[1], result.shape[0])
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        hole = np.asarray(Image.fromarray(hole).resize(size, Image.Resampling.NEAREST))
     shown_input = image.copy()
     shown_input[hole] = 255  # the hole as the network sees it: unknown
     mask_rgb = np.repeat((hole * 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -179,7 +213,7 @@ def run(args) -> int:
     for start in range(0, len(images), args.batch_size):
         chunk = range(start, min(start + args.batch_size, len(images)))
         pixels = [_read_rgb(images[i]) for i in chunk]
-        holes = [_read_grey(masks[i]) for i in chunk]
+        holes = [(_read_mask_file if args.authors_mode else _read_grey)(masks[i]) for i in chunk]
         try:
             results = completer.complete(pixels, holes)
         except InputError as e:
