@@ -10,41 +10,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from .atomic import atomic_write_bytes
+from .errors import CheckpointError
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
 
 FORMAT = "glcic-fast-checkpoint"
 FORMAT_VERSION = 1
 INPUT_FILLS = ("subtract-mean", "mean")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or not a glcic-fast completion network."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    # mkstemp creates 0600; give the final file the usual permissions (0666 minus umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(

@@ -39,7 +39,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..checkpoint import atomic_write_bytes, save_checkpoint
+from ..atomic import atomic_write_bytes
+from ..checkpoint import save_checkpoint
 from ..model import CompletionNetwork, ContextDiscriminator
 from .data import (
     PhotoCropDataset,

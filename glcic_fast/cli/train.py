@@ -1,4 +1,5 @@
-"""``glcic-fast train``: the paper's three-phase training from a folder of photographs.
+"""``glcic-fast train``: the paper's three-phase training from a folder of photographs
+(the library is ``glcic_fast.train``).
 
     glcic-fast train --data photos/ --out runs/places            # the paper's settings
     glcic-fast train --data photos/ --out runs/small --image-size 64 --local-size 32 \\
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .common import error
 
 NAME = "train"
 
@@ -61,13 +64,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _error(msg: str, code: int = 2) -> int:
-    print(f"glcic-fast {NAME}: error: {msg}", file=sys.stderr)
-    return code
-
-
 def run(args) -> int:
-    from .trainer import STATE_FILE, TrainOptions, train
+    from ..train.trainer import STATE_FILE, TrainOptions, train  # imports torch: only when training
 
     opts = TrainOptions(
         data=args.data, out=args.out, image_size=args.image_size, local_size=args.local_size,
@@ -82,12 +80,12 @@ def run(args) -> int:
     if args.resume is not None:
         resume = str(Path(args.out) / STATE_FILE) if args.resume == "auto" else args.resume
         if not Path(resume).is_file():
-            return _error(f"nothing to resume: {resume} does not exist (start without --resume)")
+            return error(NAME, f"nothing to resume: {resume} does not exist (start without --resume)")
     try:
         if resume is None:
             opts.validate()
         result = train(opts, resume=resume, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (ValueError, FileNotFoundError) as e:
-        return _error(str(e))
+        return error(NAME, str(e))
     print(f"step {result['step']}: {Path(args.out) / 'model.safetensors'}")
     return 130 if result["stopped"] else 0
