@@ -208,3 +208,11 @@ def test_backend_rejects_unknown_plan():
         TritonBackend(_random_folded_network(), device=DEVICE, precision="fp16", plan="fastest")
     with pytest.raises(ValueError, match="autotune"):
         TritonBackend(_random_folded_network(), device=DEVICE, precision="fp16", plan="small-batch", autotune=True)
+
+
+def test_bench_variant_selects_the_small_batch_plan():
+    from glcic_fast.bench.variants import parse_variant
+
+    v = parse_variant("triton-small-batch")
+    assert v.backend == "triton" and dict(v.options) == {"plan": "small-batch"}
+    assert dict(parse_variant("triton-bf16-small-batch").options) == {"plan": "small-batch"}
