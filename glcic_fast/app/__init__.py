@@ -1,0 +1,1 @@
+"""The ``glcic-fast app`` web application (needs ``pip install 'glcic-fast[app]'``)."""
