@@ -15,9 +15,11 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -167,6 +169,41 @@ def test_a_request_overtaken_by_a_newer_stroke_is_dropped(url, reference):
     # ... and asking for seq 4's says it is gone.
     status, _, body = request(f"{url}/api/photos/{photo_id}/result.png?seq=4")
     assert status == 409 and "replaced" in error_of(body)
+
+
+def counts(url: str) -> dict:
+    return json.loads(request(f"{url}/api/info")[2])["requests"]
+
+
+def post_and_hang_up(url: str, path: str, body: bytes) -> None:
+    """Send a whole POST, then close the connection without reading the answer (an aborted fetch)."""
+    host, port = urlparse(url).hostname, urlparse(url).port
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/png\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection((host, port)) as s:
+        s.sendall(head.encode() + body)
+
+
+def test_a_request_whose_client_has_gone_is_dropped(url):
+    """While one completion holds the network, a request that is sent and abandoned is dropped
+    when its turn comes instead of being completed for nobody."""
+    big = np.asarray(Image.fromarray(demo_photo()).resize((384, 288)))  # long enough to queue behind
+    slow_id = json.loads(upload(url, png(big), name="big.png")[2])["id"]
+    gone_id = upload_demo(url)
+    before = counts(url)
+    slow = threading.Thread(target=complete, args=(url, slow_id, hole(big.shape, 100, 160, 100, 200)))
+    slow.start()
+    deadline = time.monotonic() + 30
+    while not counts(url)["busy"] and time.monotonic() < deadline:  # the slow one has the network now
+        time.sleep(0.01)
+    post_and_hang_up(url, f"/api/photos/{gone_id}/complete?seq=0", png(hole((72, 96), 20, 40, 30, 50)))
+    slow.join()
+    deadline = time.monotonic() + 30
+    while counts(url)["dropped"] == before["dropped"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = counts(url)
+    assert after == {"completed": before["completed"] + 1, "dropped": before["dropped"] + 1, "busy": False}
+    status, _, body = request(f"{url}/api/photos/{gone_id}/result.png?seq=0")
+    assert status == 409  # no result was made for it
 
 
 def test_concurrent_requests_are_served_one_at_a_time_correctly(url, reference):

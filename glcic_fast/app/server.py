@@ -3,7 +3,9 @@
 Routes (errors come back as JSON ``{"error": "..."}``, which the page shows):
 
     GET  /                                the page (static/index.html, with its app.js and app.css)
-    GET  /api/info                        model, device, backends (and why some cannot run), limits
+    GET  /api/info                        model, device, backends (and why some cannot run), limits,
+                                          completion requests completed and dropped so far, and
+                                          whether one is running
     POST /api/photos                      body: the photo file -> {"id", "width", "height"}
     GET  /api/photos/{id}/photo.png       the photo as decoded here (for types a browser cannot show)
     POST /api/photos/{id}/complete?seq=N&mask_x=&mask_y=&backend=&postprocess=&authors_mode=
@@ -15,8 +17,9 @@ Routes (errors come back as JSON ``{"error": "..."}``, which the page shows):
 
 Uploads are request bodies read into memory, not multipart forms: Starlette spools form files
 over 1 MB to a temporary file on disk, and uploads must not leave memory. A completion request
-whose photo has a newer request already (a stroke the user has since extended) is dropped
-before it reaches the network, with status 409.
+whose photo has a newer request already (a stroke the user has since extended), or whose
+client has gone (the page aborts a request when a new stroke starts), is dropped before it
+reaches the network, with status 409.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ def create_app(
     app = FastAPI(title="glcic-fast app", docs_url=None, redoc_url=None, openapi_url=None)
     photos = PhotoStore(max_photos)
     network_turn = asyncio.Lock()  # one completion at a time, in arrival order
+    counts = {"completed": 0, "dropped": 0}  # completion requests since start (GET /api/info)
 
     @app.exception_handler(UploadError)
     async def _upload_error(request: Request, e: UploadError):
@@ -96,7 +100,7 @@ def create_app(
         model = engine.model if engine.model is not None else "the packaged default model"
         return {
             "model": str(model), "backend": engine.default_backend, "device": engine.device,
-            "precision": engine.default_precision,
+            "precision": engine.default_precision, "requests": dict(counts, busy=network_turn.locked()),
             "backends": engine.backends(), "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels,
         }
 
@@ -124,7 +128,8 @@ def create_app(
         data = await read_body(request, max_upload_bytes, "mask")
         mask = await run_in_threadpool(decode_mask, data, photo.pixels.shape[:2], mask_x, mask_y)
         async with network_turn:
-            if seq < photo.latest_seq or await request.is_disconnected():
+            if seq < photo.latest_seq or await request.is_disconnected():  # overtaken, or abandoned
+                counts["dropped"] += 1
                 return JSONResponse({"error": "superseded by a newer stroke", "superseded": True}, status_code=409)
             base = photo.pixels
             try:
@@ -133,6 +138,7 @@ def create_app(
                 raise UploadError(422, str(e)) from None
             except (ValueError, RuntimeError, ImportError) as e:  # unknown or unavailable backend
                 raise UploadError(400, f"backend {backend}: {e}") from None
+        counts["completed"] += 1
         photo.result, photo.result_seq = done.pixels, seq
         x, y, w, h = changed_region(base, done.pixels)
         png = await run_in_threadpool(encode_png, done.pixels[y : y + h, x : x + w]) if w else b""
