@@ -242,6 +242,28 @@ def test_a_text_file_named_jpg_is_refused_with_a_clear_message(url):
     assert error_of(body).startswith("holiday.jpg: not an image this app can read")
 
 
+def test_photos_are_decoded_upright_and_16_bit_grey_kept(url):
+    """EXIF orientation is applied (as browsers show photos); 16-bit grey keeps its high bytes
+    instead of clipping to white. photo.png hands back what the server decoded."""
+    photo = demo_photo()
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.fromarray(photo).save(out, format="JPEG", quality=95, exif=exif)
+    status, _, body = upload(url, out.getvalue(), name="sideways.jpg")
+    meta = json.loads(body)
+    assert status == 200 and (meta["width"], meta["height"]) == (72, 96)
+    grey = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, format="PNG")
+    status, _, body = upload(url, out.getvalue(), name="grey16.png")
+    assert status == 200, body
+    status, _, body = request(f"{url}/api/photos/{json.loads(body)['id']}/photo.png")
+    decoded = np.asarray(Image.open(io.BytesIO(body)))
+    assert status == 200 and decoded.shape == (64, 64, 3)
+    assert (decoded == (grey >> 8).astype(np.uint8)[..., None]).all()
+
+
 @pytest.mark.parametrize(
     "data, status, message",
     [

@@ -77,6 +77,13 @@ def decode_photo(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError):
         pass  # a broken orientation tag: show the photo as stored, like a browser does
+    if image.mode == "F":
+        raise UploadError(415, f"{name}: floating-point pixels are not accepted; save it with 8 or 16 bits")
+    if image.mode.startswith("I"):  # 16-bit greyscale (PNG, TIFF): convert("RGB") would clip it
+        wide = np.asarray(image).astype(np.int64)
+        if wide.min() < 0 or wide.max() > 65535:
+            raise UploadError(415, f"{name}: 32-bit pixels are not accepted; save it with 8 or 16 bits")
+        return np.repeat((wide >> 8).astype(np.uint8)[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"))
 
 
