@@ -4,6 +4,9 @@
 // (a binary PNG of the brushed box, and where the box lies) and gets back the region that changed. Every request
 // carries a sequence number: a newer stroke aborts the request in flight, the server drops
 // queued requests that a newer one has overtaken, and late answers are ignored here.
+//
+// One file of ~420 lines on purpose: the page is served as is, with no bundler, and its parts
+// (status, drawing, completion, opening photos, start) share one small state object.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
