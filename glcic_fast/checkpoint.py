@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from .atomic import atomic_write, atomic_write_bytes  # noqa: F401  (atomic_write_bytes: old import path)
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
 
@@ -26,25 +26,6 @@ INPUT_FILLS = ("subtract-mean", "mean")
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or not a glcic-fast completion network."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    # mkstemp creates 0600; give the final file the usual permissions (0666 minus umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(
@@ -60,7 +41,7 @@ def save_checkpoint(
     ``dtype=torch.float16`` halves the file (the shipped default model); loading always gives
     float32 weights.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if len(mean) != 3:
         raise ValueError(f"mean must have 3 values (RGB), got {list(mean)}")
@@ -80,7 +61,9 @@ def save_checkpoint(
         **metadata,
     }
     encoded = {k: json.dumps(v) for k, v in meta.items()}
-    atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=encoded))
+    # Serialised in memory and written by our helper: safetensors' save_file would write its
+    # own 0600 temporary file without fsync.
+    atomic_write(path, save(tensors, metadata=encoded))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

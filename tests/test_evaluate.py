@@ -56,6 +56,35 @@ def test_holes_are_seeded_and_in_range():
     assert not all(np.array_equal(x, y) for x, y in zip(free, E.make_holes("free-form", 5, 64, 32, 24, 32, seed=4)))
 
 
+def test_fsr_fast_recovers_a_smooth_gradient_better_than_mean_fill():
+    yy, xx = np.mgrid[0:48, 0:48]
+    img = np.stack([yy * 4, xx * 4, (yy + xx) * 2], -1).astype(np.uint8)
+    hole = np.zeros((48, 48), bool)
+    hole[16:30, 18:32] = True
+    fsr = E.fill_baseline("fsr-fast", img, hole)
+    mean = E.fill_baseline("mean", img, hole)
+    assert E.psnr(fsr, img, hole) > E.psnr(mean, img, hole) + 10  # a plane is easy for FSR, not for a flat colour
+    assert np.array_equal(fsr[~hole], img[~hole])
+
+
+def test_paired_comparison_interval_and_share():
+    ours = [10.0, 12.0, 11.0, 13.0, 9.0, 14.0]  # 3 photos x 2 holes
+    theirs = [9.0, 11.0, 11.0, 10.0, 10.0, 12.0]
+    c = E.paired_comparison(ours, theirs, groups=2, metric="psnr_hole")
+    assert c["diff"] == pytest.approx(np.mean([1.0, 1.5, 0.5])) and c["photos"] == 3
+    assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] and c["ci95"][0] >= 0.5 - 1e-9 and c["ci95"][1] <= 1.5 + 1e-9
+    assert c["better"] == pytest.approx((4 + 0.5) / 6)  # one tie counts half
+    assert E.paired_comparison([1.0, 2.0], [2.0, 2.0], 1, "l1_hole")["better"] == pytest.approx(0.75)
+
+
+def test_evaluation_sizes():
+    assert E.evaluation_sizes("trained,256", 64) == [64, 256]
+    assert E.evaluation_sizes("trained,256", 256) == [256]
+    assert E.evaluation_sizes("trained", None) == [256]
+    with pytest.raises(ValueError):
+        E.evaluation_sizes("big", 64)
+
+
 def test_baselines_touch_only_the_hole():
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
@@ -95,20 +124,28 @@ def test_eval_cli_on_three_images(three_photos, tmp_path):
     rc = main(["eval", "--model", str(model), "--data", str(three_photos), "--backend", "torch", "--device", "cpu",
                "--json", str(out_json), "--markdown", str(out_md)])
     assert rc == 0
-    report = json.loads(out_json.read_text())
-    s = report["settings"]
+    trained, paper = json.loads(out_json.read_text())["runs"]  # the trained size, then the paper's 256
+    s = trained["settings"]
     assert (s["images"], s["image_size"], s["hole_range"], s["local_size"]) == (3, 64, [16, 24], 32)
-    for kind in E.HOLE_SETS:
-        rows = report["results"][kind]
-        assert set(E.MODEL_METHODS + E.BASELINES) <= set(rows)
-        for m in E.MODEL_METHODS + E.BASELINES:
-            r = rows[m]
-            assert 0 <= r["l1_hole"] <= 255 and r["l1_image"] <= r["l1_hole"]
-            assert r["psnr_image"] >= r["psnr_hole"]
-            assert -1 <= r["ssim_hole"] <= 1
+    assert (paper["settings"]["image_size"], paper["settings"]["hole_range"], paper["settings"]["local_size"]) == (256, [96, 128], 128)
+    for report in (trained, paper):
+        assert report["settings"]["unavailable"] == {}  # fsr-fast included: the contrib build is a dependency
+        for kind in E.HOLE_SETS:
+            rows = report["results"][kind]
+            assert set(E.MODEL_METHODS + E.BASELINES) <= set(rows)
+            for m in E.MODEL_METHODS + E.BASELINES:
+                r = rows[m]
+                assert 0 <= r["l1_hole"] <= 255 and r["l1_image"] <= r["l1_hole"]
+                assert r["psnr_image"] >= r["psnr_hole"]
+                assert -1 <= r["ssim_hole"] <= 1
+            c = report["comparisons"][kind]["glcic vs fsr-fast"]["psnr_hole"]
+            want = rows["glcic"]["psnr_hole"] - rows["fsr-fast"]["psnr_hole"]
+            assert c["diff"] == pytest.approx(want) and c["ci95"][0] <= c["diff"] <= c["ci95"][1]
     md = out_md.read_text()
-    assert "| telea |" in md and "| glcic+post |" in md and "free-form holes" in md
+    assert "| telea |" in md and "| fsr-fast |" in md and "| glcic+post |" in md and "free-form holes" in md
+    assert "256x256" in md and "glcic vs telea" in md
     # baselines only, and a bad option
-    assert main(["eval", "--baselines-only", "--data", str(three_photos), "--image-size", "32"]) == 0
+    assert main(["eval", "--baselines-only", "--data", str(three_photos), "--image-size", "32", "--baselines", "mean,telea"]) == 0
+    assert main(["eval", "--baselines-only", "--data", str(three_photos), "--image-size", "32", "--baselines", "magic"]) == 2
     assert main(["eval", "--baselines-only", "--data", str(three_photos), "--hole-sets", "nope"]) == 2
     assert main(["eval", "--baselines-only", "--data", str(tmp_path / "missing")]) == 2

@@ -27,6 +27,8 @@ from glcic_fast.train.losses import (
 )
 from glcic_fast.train.trainer import TrainOptions, Trainer, phase_of, train
 
+from conftest import DEVICES
+
 # ---- hole sampler -------------------------------------------------------------------------
 
 
@@ -155,14 +157,15 @@ def test_dataset_is_recursive_deterministic_and_sized(photos):
     files = list_images(photos)
     assert [f.relative_to(photos).as_posix() for f in files] == ["a.png", "b.jpg", "sub/c.webp", "sub/d.png"]
     ds = PhotoCropDataset(files, 64, 32, 12, 20, seed=5)
-    img, mask, corner_c, corner_d = ds[6]
+    img, mask, corner_c, corner_d, skipped = ds[6]
+    assert skipped.item() == -1
     assert img.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
     assert 0 <= img.min() and img.max() <= 1
     y, x = corner_c.tolist()
     hole = mask[0].nonzero()
     assert hole[:, 0].min() >= y and hole[:, 0].max() < y + 32 and hole[:, 1].min() >= x and hole[:, 1].max() < x + 32
     again = PhotoCropDataset(files, 64, 32, 12, 20, seed=5)[6]
-    assert all(torch.equal(a, b) for a, b in zip((img, mask, corner_c, corner_d), again))
+    assert all(torch.equal(a, b) for a, b in zip((img, mask, corner_c, corner_d, skipped), again))
     # each epoch visits every image once
     assert sorted(ds.image_index(k) for k in range(4, 8)) == [0, 1, 2, 3]
 
@@ -182,7 +185,7 @@ def _options(data: Path, out: Path, **kw) -> TrainOptions:
     base = dict(
         data=str(data), out=str(out), image_size=64, local_size=32, hole_min=12, hole_max=20,
         iters_c=5, iters_d=1, iters_total=7, batch_size=2, workers=0, save_every=3,
-        sample_every=6, seed=0, progress=False, threads=1,
+        sample_every=6, seed=0, progress=False, threads=1, device="cpu",
     )
     base.update(kw)
     return TrainOptions(**base)
@@ -237,15 +240,19 @@ def test_smoke_three_phases_loss_goes_down_and_checkpoint_loads(photos, tmp_path
     assert np.array_equal(out[~hole], image[~hole])
 
 
-def test_resume_is_bit_for_bit(photos, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_resume_is_bit_for_bit(photos, tmp_path, device):
+    """CPU: always bit-for-bit. CUDA: with --deterministic, mixed precision on (see train.runtime)."""
     # split at step 2: phase 1 and 2 before the save, phase 3 after it
-    opts = dict(iters_c=1, iters_d=1, iters_total=3, save_every=100, sample_every=0, workers=1)
+    opts = dict(iters_c=1, iters_d=1, iters_total=3, save_every=100, sample_every=0, workers=1,
+                device=device, deterministic=device == "cuda", amp=True)
     straight = Trainer(_options(photos, tmp_path / "straight", **opts), log=lambda m: None)
+    assert straight.device.type == device and straight.use_amp == (device == "cuda")
     straight.run()
 
     first = train(_options(photos, tmp_path / "split", stop_after=2, **opts), log=lambda m: None)
     assert first["step"] == 2
-    resumed = Trainer(_options(photos, tmp_path / "split", **opts), resume=str(tmp_path / "split" / "train_state.pt"), log=lambda m: None)
+    resumed = Trainer(_options(photos, tmp_path / "split", **opts), resume=str(tmp_path / "split" / "train_state.safetensors"), log=lambda m: None)
     assert resumed.step == 2
     resumed.run()
     assert resumed.step == 3
@@ -260,7 +267,7 @@ def test_resume_is_bit_for_bit(photos, tmp_path):
 
 def test_resume_refuses_to_move_trained_phases(photos, tmp_path):
     train(_options(photos, tmp_path / "run", iters_c=1, iters_d=1, iters_total=3, stop_after=1, sample_every=0), log=lambda m: None)
-    state = str(tmp_path / "run" / "train_state.pt")
+    state = str(tmp_path / "run" / "train_state.safetensors")
     with pytest.raises(ValueError, match="already trained"):
         Trainer(_options(photos, tmp_path / "run", iters_c=0, iters_d=1, iters_total=3), resume=state, log=lambda m: None)
     # moving a boundary that no trained step has reached is fine (step 1 is still phase 1's)
