@@ -29,6 +29,17 @@ from glcic_fast.train.trainer import TrainOptions, Trainer, phase_of, train
 
 from conftest import DEVICES
 
+
+
+@pytest.fixture(autouse=True)
+def restore_determinism():
+    """--deterministic switches process-wide PyTorch settings; give later tests the defaults back."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1], before[2]
+
+
 # ---- hole sampler -------------------------------------------------------------------------
 
 
@@ -302,25 +313,27 @@ DDP_SCRIPT = textwrap.dedent(
     """
     import sys, torch
     from glcic_fast.train.trainer import TrainOptions, Trainer
-    data, out = sys.argv[1], sys.argv[2]
+    data, out, device = sys.argv[1], sys.argv[2], sys.argv[3]
     opts = TrainOptions(data=data, out=out, image_size=64, local_size=32, hole_min=12, hole_max=20,
                         iters_c=1, iters_d=1, iters_total=3, batch_size=4, workers=0, save_every=100,
-                        sample_every=0, progress=False, threads=1)
-    t = Trainer(opts, log=lambda m: None)
+                        sample_every=0, progress=False, threads=1, device=device)
+    t = Trainer(opts, log=lambda m: print(m, flush=True))
     t.run()
     # every process must hold the same completion network (DDP averaged the gradients)
     flat = torch.cat([p.detach().flatten() for p in t.completion.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(t.dist.world)]
     torch.distributed.all_gather(gathered, flat)
     assert all(torch.equal(g, gathered[0]) for g in gathered), "ranks diverged"
-    print(f"rank {t.dist.rank} of {t.dist.world} step {t.step} ok", flush=True)
+    backend = torch.distributed.get_backend()
+    print(f"rank {t.dist.rank} of {t.dist.world} step {t.step} on {t.device} via {backend} ok", flush=True)
     torch.distributed.destroy_process_group()
     """
 )
 
 
-def test_ddp_two_gloo_processes(photos, tmp_path):
-    script = tmp_path / "ddp_train.py"
+def run_ddp(photos: Path, out: Path, device: str, processes: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun`` the training script above with ``processes`` processes on this machine."""
+    script = out.parent / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     import socket
 
@@ -329,13 +342,18 @@ def test_ddp_two_gloo_processes(photos, tmp_path):
         port = sock.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
-         "--master-addr=127.0.0.1",
-         str(script), str(photos), str(tmp_path / "ddp")],
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", f"--master-port={port}",
+         "--master-addr=127.0.0.1", str(script), str(photos), str(out), device],
         capture_output=True, text=True, timeout=170, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "rank 0 of 2 step 3 ok" in proc.stdout and "rank 1 of 2 step 3 ok" in proc.stdout
+    return proc
+
+
+def test_ddp_two_gloo_processes(photos, tmp_path):
+    # Two CPU processes: gloo on any machine, whatever GPUs it has (see test_train_runtime for auto).
+    proc = run_ddp(photos, tmp_path / "ddp", "cpu")
+    assert "rank 0 of 2 step 3 on cpu via gloo ok" in proc.stdout and "rank 1 of 2 step 3 on cpu via gloo ok" in proc.stdout
     from glcic_fast.checkpoint import read_metadata
 
     meta = read_metadata(tmp_path / "ddp" / "model.safetensors")

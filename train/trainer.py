@@ -47,7 +47,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, remove_stale_temps
 from ..checkpoint import save_checkpoint
 from ..model import CompletionNetwork, ContextDiscriminator
 from .data import PhotoCropDataset, StepBatchSampler, compute_mean_pixel, crop_boxes, list_images
@@ -67,6 +67,8 @@ STATE_FILE = "train_state.safetensors"
 LEGACY_STATE_FILE = "train_state.pt"  # pickles: refused (see state)
 MODEL_FILE = "model.safetensors"
 LOG_FILE = "log.jsonl"
+SNAPSHOT_DIR = "snapshots"
+SAMPLE_DIR = "samples"
 OPTIMIZERS = ("adadelta", "adam")
 PAPER_ITERS = {"iters_c": 90_000, "iters_d": 10_000, "iters_total": 500_000}
 DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
@@ -318,6 +320,8 @@ class Trainer:
         self.out = Path(opts.out)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for folder in (self.out, self.out / SNAPSHOT_DIR, self.out / SAMPLE_DIR):
+                remove_stale_temps(folder)  # left by a killed run: every write of ours is atomic
 
         root = Path(opts.data)
         files = list_images(root)
@@ -356,11 +360,12 @@ class Trainer:
             self.mean = [float(m) for m in state["mean"]]
             restore_rng(state["rng"])
             self.log(f"resumed {resume} at step {self.step} (phase {phase_of(self.step, opts)})")
-            if self.dist.is_main:
-                dropped = truncate_log(self.out / LOG_FILE, self.step)
-                if dropped:
-                    self.log(f"log.jsonl: dropped {dropped} record(s) after step {self.step} (trained again now)")
-        else:
+        if self.dist.is_main:
+            # A resumed run trains again the steps logged after its state; a new run starts a new log.
+            dropped = truncate_log(self.out / LOG_FILE, self.step)
+            if dropped:
+                self.log(f"log.jsonl: dropped {dropped} record(s) after step {self.step} (trained again now)")
+        if state is None:
             files_for_mean = files
             if len(files) > opts.mean_images:
                 pick = np.random.default_rng([opts.seed, 0x3EA7]).choice(len(files), opts.mean_images, replace=False)
@@ -431,22 +436,24 @@ class Trainer:
         }
 
     def save(self, log_file=None) -> None:
-        """Write the training state and the completer checkpoint (rank 0; atomic).
+        """Write the completer checkpoint(s), then the training state (rank 0; each atomic).
 
-        The log is flushed to disk first, so the log on disk always reaches the saved step.
+        The state is written last: it is the commit point. A run killed before it resumes
+        from the previous state and writes this step's checkpoints again (identically); the
+        log is on disk before it, so the log always reaches the saved step.
         """
         if not self.dist.is_main:
             return
-        if log_file is not None:
-            log_file.flush()
-            os.fsync(log_file.fileno())
-        save_state(self.out / STATE_FILE, self.state_dict())
         meta = self.model_metadata()
         save_checkpoint(self.completion, self.out / MODEL_FILE, mean=self.mean, **meta)
         if self.opts.keep_snapshots:
             save_checkpoint(
-                self.completion, self.out / "snapshots" / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
+                self.completion, self.out / SNAPSHOT_DIR / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
             )
+        if log_file is not None:
+            log_file.flush()
+            os.fsync(log_file.fileno())
+        save_state(self.out / STATE_FILE, self.state_dict())
 
     # ---- data ---------------------------------------------------------------------------
     def make_dataset(self, seed: int) -> PhotoCropDataset:
@@ -544,7 +551,7 @@ class Trainer:
         rows = [shown, composite(images, out, masks), images]
         grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # 3 x (3S) x (count S)
         arr = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        path = self.out / "samples" / f"step{self.step:07d}.png"
+        path = self.out / SAMPLE_DIR / f"step{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
         return path
