@@ -510,12 +510,13 @@ def run(args) -> int:
                     args.limit, baselines=baselines,
                 ))
                 print(format_table(reports[-1]), flush=True)
+                # written after each size: a run stopped half-way keeps what it measured
+                if args.json:
+                    atomic_write_text(args.json, json.dumps({"runs": reports}, indent=2) + "\n")
+                if args.markdown:
+                    atomic_write_text(args.markdown, "\n".join(format_markdown(r) for r in reports) + "\n")
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         return error(str(e))
     for method, reason in reports[0]["settings"]["unavailable"].items():
         print(f"glcic-fast {NAME}: note: {method} not run: {reason}", file=sys.stderr)
-    if args.json:
-        atomic_write_text(args.json, json.dumps({"runs": reports}, indent=2) + "\n")
-    if args.markdown:
-        atomic_write_text(args.markdown, "\n".join(format_markdown(r) for r in reports) + "\n")
     return 0

@@ -70,6 +70,19 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, default=None, help="stop (saving) at this step, e.g. to split a run")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, crops and holes")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (default: shown)")
+    budget = p.add_argument_group(
+        "time-budgeted run (photos decoded once and kept on the device; steps planned to end in time)")
+    budget.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="train for this many seconds: measure the speed, plan the steps, stop in time; "
+                        "--iters-* are then planned (MSE only unless --adversarial-share)")
+    budget.add_argument("--val-data", default=None, help="validation photos (another package than --data): the best "
+                        "snapshot by hole PSNR is exported")
+    budget.add_argument("--export", default=None, help="folder for the best snapshot (fp16), log.jsonl and summary.json, "
+                        "rewritten as the run goes")
+    budget.add_argument("--val-every", type=float, default=60.0, metavar="SECONDS", help="validate this often")
+    budget.add_argument("--adversarial-share", type=float, default=0.0,
+                        help="share of the planned steps for phases 2+3 (discriminator alone: a fifth of it)")
+    budget.add_argument("--compile", action="store_true", help="torch.compile the completion network")
     p.set_defaults(func=run)
     return p
 
@@ -100,11 +113,38 @@ def run(args) -> int:
             resume = str(legacy)  # refused with an explanation below, never unpickled
         if not Path(resume).is_file():
             return _error(f"nothing to resume: {resume} does not exist (start without --resume)")
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.time_budget is not None:
+        return run_budget(args, opts, resume, log)
     try:
         if resume is None:
             opts.validate()
-        result = train(opts, resume=resume, log=lambda m: print(m, file=sys.stderr, flush=True))
+        result = train(opts, resume=resume, log=log)
     except (TrainStateError, ValueError, FileNotFoundError) as e:
         return _error(str(e))
     print(f"step {result['step']}: {Path(args.out) / 'model.safetensors'}")
     return 130 if result["stopped"] else 0
+
+
+def run_budget(args, opts, resume, log) -> int:
+    import time
+
+    from .budget import BudgetTrainer
+
+    if resume is not None:
+        return _error("--time-budget starts a new run; it cannot --resume")
+    if not 0 <= args.adversarial_share < 1:
+        return _error("--adversarial-share must be in [0, 1)")
+    share = args.adversarial_share
+    try:
+        trainer = BudgetTrainer(
+            opts, deadline=time.time() + args.time_budget, val_data=args.val_data, export=args.export,
+            val_every_s=args.val_every, measure_s=min(30.0, 0.1 * args.time_budget),
+            phase_shares=(1.0 - share, share / 5), compile=args.compile, log=log,
+        )
+        result = trainer.run_budget()
+    except (ValueError, FileNotFoundError) as e:
+        return _error(str(e))
+    best = result["best"]
+    print(f"step {result['step']}: best {best if best else 'not validated'}; export: {args.export or '-'}")
+    return 0

@@ -556,6 +556,14 @@ class Trainer:
         atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
         return path
 
+    # ---- hooks for subclasses (budgeted runs) ---------------------------------------------
+    def after_step(self, losses: dict[str, float]) -> None:
+        """Called after each step (and its log record), before the save check."""
+
+    def should_stop(self) -> bool:
+        """True to stop (saving) after the current step, as Ctrl-C would."""
+        return False
+
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         o = self.opts
@@ -606,7 +614,8 @@ class Trainer:
                         progress.update(1)
                     if o.sample_every and self.step % o.sample_every == 0:
                         self.write_samples()
-                    want_stop = stop_request.requested
+                    self.after_step(last)
+                    want_stop = stop_request.requested or self.should_stop()
                     if self.dist.world > 1:  # every process stops at the same step
                         flag = torch.tensor([1.0 if want_stop else 0.0])
                         dist.all_reduce(flag)
@@ -615,7 +624,7 @@ class Trainer:
                         self.save(log_file)
                     if want_stop:
                         stopped = True
-                        if self.dist.is_main:
+                        if self.dist.is_main and stop_request.requested:
                             self.log(f"stop requested: saved at step {self.step}; continue with --resume")
                         break
                     t_wait = time.perf_counter()
