@@ -19,8 +19,12 @@ setup(
     packages=[
         "glcic_fast",
         "glcic_fast.backends",
+        "glcic_fast.bench",
+        "glcic_fast.cli",
+        "glcic_fast.export",
         "glcic_fast.kernels",
         "glcic_fast.train",
+        "glcic_fast.weights_import",
     ],
     package_dir={
         "glcic_fast": "glcic_fast",
@@ -44,13 +48,15 @@ setup(
         "opencv-contrib-python-headless>=4.8",
         "pillow>=9",
         "tqdm>=4.60",
+        "tabulate>=0.9",
     ],
     extras_require={
         "triton": ["triton>=3.1"],
         "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
         "import": ["torchfile>=0.1"],
         "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
-        "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8"],
+        "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
+                 "import-linter>=2.0"],
     },
     entry_points={"console_scripts": ["glcic-fast=glcic_fast.cli:main"]},
 )

@@ -21,7 +21,8 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "read_metadata": "checkpoint",
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "errors",
+    "BackendUnavailable": "errors",
     "FoldedLayer": "folding",
     "fold_batchnorm": "folding",
     "COMPLETION_LAYERS": "layers",
@@ -29,7 +30,7 @@ _EXPORTS = {
     "macs_per_pixel": "layers",
     "CompletionNetwork": "model",
     "ContextDiscriminator": "model",
-    "InputError": "preprocess",
+    "InputError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

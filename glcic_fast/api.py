@@ -14,14 +14,13 @@ that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from . import backends as backend_registry
 from .layers import PLACES2_MEAN
+from .postprocess import poisson_blend
 from .preprocess import (
     AUTHORS_MASK_THRESHOLD,
     RESIZE_MODES,
@@ -33,12 +32,10 @@ from .preprocess import (
     read_mask,
     to_callers_type,
 )
+from .resolve import is_engine_path, resolve_model
 
 if TYPE_CHECKING:
     from .folding import FoldedLayer
-
-DEFAULT_MODEL = Path(__file__).parent / "data" / "glcic_default.safetensors"
-ENGINE_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 class Completer:
@@ -126,8 +123,6 @@ class Completer:
 
 
 def _postprocess(known: np.ndarray, completed: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    from .postprocess import poisson_blend
-
     to_u8 = (lambda a: a) if known.dtype == np.uint8 else (lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8))
     blended = poisson_blend(to_u8(known), to_u8(completed), hole)
     if known.dtype != np.uint8:
@@ -167,36 +162,6 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_model(model: Any, mean: Optional[Sequence[float]] = None):
-    """(folded layers, mean, input_fill, metadata) for a checkpoint path, a network, or None."""
-    from .checkpoint import CheckpointError, load_checkpoint
-    from .folding import fold_batchnorm
-    from .model import CompletionNetwork
-
-    if model is None:
-        if not DEFAULT_MODEL.is_file():
-            raise FileNotFoundError(
-                f"the packaged default model is missing ({DEFAULT_MODEL}); this install has no trained "
-                "weights, so pass a checkpoint: glcic_fast.load('model.safetensors') / --model"
-            )
-        model = DEFAULT_MODEL
-    if isinstance(model, CompletionNetwork):
-        meta = {"source": "in-memory CompletionNetwork"}
-        fill = "subtract-mean" if model.order == "glcic" else "mean"
-        return fold_batchnorm(model), tuple(mean or PLACES2_MEAN), fill, meta
-    if isinstance(model, (str, os.PathLike)):
-        path = Path(model)
-        if path.suffix.lower() == ".t7":
-            raise CheckpointError(f"{path}: a Torch7 file; convert it first: glcic-fast import-weights {path} -o model.safetensors")
-        network, meta = load_checkpoint(path)
-        return fold_batchnorm(network), tuple(mean or meta["mean"]), meta["input_fill"], meta
-    raise TypeError(f"model must be a checkpoint path, a CompletionNetwork or None, got {type(model).__name__}")
-
-
-def default_precision(backend: str, device: str) -> str:
-    return "fp16" if device == "cuda" and backend in ("torch", "triton") else "fp32"
-
-
 def load(
     model: Any = None,
     backend: str = "auto",
@@ -224,12 +189,10 @@ def load(
         resize, postprocess = "authors", True
         mask_threshold = AUTHORS_MASK_THRESHOLD if mask_threshold is None else mask_threshold
     dev = resolve_device(device)
-    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() in ENGINE_SUFFIXES:
+    if is_engine_path(model):
         if backend not in ("auto", "tensorrt"):
             raise ValueError(f"{model} is a TensorRT engine; it runs on the tensorrt backend, not {backend}")
-        from .backends.tensorrt_backend import TensorRTBackend
-
-        engine = TensorRTBackend.from_engine(model, device=dev, **backend_options)
+        engine = backend_registry.backend_class("tensorrt").from_engine(model, device=dev, **backend_options)
         meta = engine.metadata
         return Completer(
             engine, meta.get("mean", PLACES2_MEAN) if mean is None else mean, meta.get("input_fill", "subtract-mean"),
@@ -239,7 +202,7 @@ def load(
     name = backend_registry.resolve(backend, dev)
     if name == "tensorrt":
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
-    prec = default_precision(name, dev) if precision == "auto" else precision
+    prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
     cls = backend_registry.backend_class(name)
     return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess)
 

@@ -1,7 +1,8 @@
 """Atomic file writes: a reader (or a crash) never sees a half-written file.
 
-Every file glcic-fast writes (checkpoints, training states, images, reports, logs) goes
-through ``atomic_write``:
+Every file glcic-fast writes (checkpoints, training states, engines, ONNX models, images,
+reports, logs) goes through ``atomic_write`` (``atomic_write_bytes`` for a writer that takes a
+path, ``atomic_write_data`` for bytes or text):
 
 1. write to a temporary file *in the same folder* (so the rename below never crosses a file
    system), named ``.NAME.<pid>-<8 hex>.tmp``;
@@ -139,11 +140,11 @@ def atomic_write(path: Union[str, os.PathLike], content: Union[bytes, bytearray,
     return path
 
 
-def atomic_write_bytes(path: Union[str, os.PathLike], content: Union[bytes, Writer]) -> Path:
-    """Kept for callers of the old name: same as ``atomic_write``."""
-    return atomic_write(path, content)
+def atomic_write_bytes(path: Union[str, os.PathLike], write: Writer) -> Path:
+    """Call ``write(tmp_path)`` to write the file, then put it at ``path`` atomically."""
+    return atomic_write(path, write)
 
 
-def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write(path, text.encode("utf-8"))
+def atomic_write_data(path: Union[str, os.PathLike], data: Union[bytes, str]) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically."""
+    return atomic_write(path, data.encode("utf-8") if isinstance(data, str) else data)

@@ -15,17 +15,14 @@ from typing import Any, Sequence
 
 import torch
 
-from .atomic import atomic_write, atomic_write_bytes  # noqa: F401  (atomic_write_bytes: old import path)
+from .atomic import atomic_write
+from .errors import CheckpointError
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
 
 FORMAT = "glcic-fast-checkpoint"
 FORMAT_VERSION = 1
 INPUT_FILLS = ("subtract-mean", "mean")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, corrupt, or not a glcic-fast completion network."""
 
 
 def save_checkpoint(

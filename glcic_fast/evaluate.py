@@ -1,4 +1,4 @@
-"""``glcic-fast eval``: how well a model fills holes, next to baselines that need no training.
+"""How well a model fills holes, next to baselines that need no training (``glcic-fast eval``).
 
 For every test image (resized so the short side is ``image_size``, centre-cropped square) we
 draw seeded holes from two sets:
@@ -29,16 +29,15 @@ Unreadable photos are skipped with a warning naming them (listed in ``settings.s
 a folder with no readable photo is an error. The command evaluates at several sizes in one
 run (by default the model's training size and the paper's 256x256 with its 96-128 px holes).
 
-This module is over 400 lines because it holds the metrics, the hole sets, the baselines and
-the report of one evaluation; the command line is the last ~90 lines.
+It also makes the demo figure (a photo, an object-sized hole, input | mask | result).
+This module is a little over 400 lines: the metrics, the baselines with their paired
+comparison, one evaluation and its report belong together (the command line is
+``cli/evaluate``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,8 +45,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-NAME = "eval"
-HOLE_SETS = ("paper", "free-form")
+# The seeded hole sets live with the training holes (a budgeted run validates on them too).
+from .train.holes import HOLE_SETS, default_hole_sizes, free_form_hole, make_holes, paper_hole  # noqa: F401
+
 BASELINES = ("mean", "telea", "navier-stokes", "fsr-fast")
 MODEL_METHODS = ("glcic", "glcic+post")
 INPAINT_RADIUS = 3
@@ -127,51 +127,6 @@ def all_metrics(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> d
     }
 
 
-# ---- holes ---------------------------------------------------------------------------------
-def default_hole_sizes(image_size: int) -> tuple[int, int, int]:
-    """The paper's (local 128, holes 96..128 at 256) scaled to ``image_size``: (local, min, max)."""
-    local = max(4, round(image_size * 128 / 256))
-    return local, max(1, round(image_size * 96 / 256)), max(1, min(local, round(image_size * 128 / 256)))
-
-
-def paper_hole(rng: np.random.Generator, size: int, local: int, hole_min: int, hole_max: int) -> np.ndarray:
-    from .train.holes import sample_hole
-
-    mask, _, _ = sample_hole(rng, size, local, hole_min, hole_max)
-    return mask > 0
-
-
-def free_form_hole(rng: np.random.Generator, size: int) -> np.ndarray:
-    """1-4 brush strokes: polylines of 2-5 segments, random direction and length, thick round pen."""
-    import cv2
-
-    canvas = np.zeros((size, size), np.uint8)
-    for _ in range(int(rng.integers(1, 5))):
-        y, x = rng.uniform(0, size, 2)
-        width = int(rng.integers(max(2, size // 24), max(3, size // 8) + 1))
-        for _ in range(int(rng.integers(2, 6))):
-            angle = rng.uniform(0, 2 * np.pi)
-            length = rng.uniform(size / 10, size / 3)
-            ny = float(np.clip(y + length * np.sin(angle), 0, size - 1))
-            nx = float(np.clip(x + length * np.cos(angle), 0, size - 1))
-            cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 255, width)
-            y, x = ny, nx
-    mask = canvas > 0
-    if not mask.any():  # cannot happen with width >= 2, but keep every sample valid
-        mask[size // 2, size // 2] = True
-    return mask
-
-
-def make_holes(kind: str, count: int, size: int, local: int, hole_min: int, hole_max: int, seed: int) -> list[np.ndarray]:
-    """``count`` seeded masks (bool, size x size); the same arguments give the same holes."""
-    tag = HOLE_SETS.index(kind)
-    out = []
-    for i in range(count):
-        rng = np.random.default_rng([seed, tag, i])
-        out.append(paper_hole(rng, size, local, hole_min, hole_max) if kind == "paper" else free_form_hole(rng, size))
-    return out
-
-
 # ---- images and methods ----------------------------------------------------------------------
 def load_eval_images(
     folder: str | Path, image_size: int, limit: Optional[int] = None, skipped: Optional[list] = None
@@ -181,28 +136,14 @@ def load_eval_images(
     Unreadable files are skipped with a ``UserWarning`` naming them (and their names appended
     to ``skipped``); ``ValueError`` if none is readable.
     """
-    from .train.data import UnreadableImage, list_images, open_rgb, resize_short_side
+    from .train.data import load_square_crops
 
-    files = list_images(folder)
-    if limit is not None:
-        files = files[:limit]
-    images, names = [], []
-    for f in files:
-        name = f.relative_to(Path(folder)).as_posix()
-        try:
-            img = resize_short_side(open_rgb(f, image_size), image_size)
-        except UnreadableImage as e:
-            warnings.warn(f"skipping unreadable image {e}", UserWarning, stacklevel=2)
-            if skipped is not None:
-                skipped.append(name)
-            continue
-        w, h = img.size
-        x0, y0 = (w - image_size) // 2, (h - image_size) // 2
-        images.append(np.asarray(img.crop((x0, y0, x0 + image_size, y0 + image_size)).convert("RGB"), dtype=np.uint8))
-        names.append(name)
-    if not images:
-        raise ValueError(f"{folder}: none of the {len(files)} image file(s) can be read")
-    return images, names
+    def warn(name: str, error: Exception) -> None:
+        warnings.warn(f"skipping unreadable image {error}", UserWarning, stacklevel=3)
+        if skipped is not None:
+            skipped.append(name)
+
+    return load_square_crops(folder, image_size, limit, on_skip=warn)
 
 
 def baseline_unavailable(method: str) -> Optional[str]:
@@ -440,83 +381,27 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        NAME,
-        help="measure L1/PSNR/SSIM of a model and of inpainting baselines on test photos",
-        description="Fill seeded holes (the paper's rectangles and free-form strokes) in the photos of --data "
-        "with the model (with and without post-processing) and with mean fill, OpenCV Telea, "
-        "Navier-Stokes and FSR_FAST; print L1 / PSNR / SSIM on the hole and on the whole image, and the "
-        "network's paired difference to each baseline with a 95% interval. Unreadable photos are skipped "
-        "with a warning.",
-    )
-    p.add_argument("--model", help="checkpoint (.safetensors); default: the packaged model")
-    p.add_argument("--data", required=True, help="folder of test photos (recursive)")
-    p.add_argument("--image-size", default="trained,256",
-                   help="evaluation size(s), comma-separated; 'trained' is the model's training size "
-                   "(default: trained,256 -- the trained size and the paper's 256x256)")
-    p.add_argument("--hole-min", type=int, default=None, help="smallest paper-hole side (default: the model's at its size, else 96/256 of the size)")
-    p.add_argument("--hole-max", type=int, default=None, help="largest paper-hole side (default: the model's at its size, else 128/256 of the size)")
-    p.add_argument("--local-size", type=int, default=None, help="region the paper holes lie in (default: half the size)")
-    p.add_argument("--holes-per-image", type=int, default=1, help="seeded holes drawn per photo and hole set")
-    p.add_argument("--hole-sets", default=",".join(HOLE_SETS), help="comma list of: " + ", ".join(HOLE_SETS))
-    p.add_argument("--baselines", default=None,
-                   help="comma list of baselines (default: all that can run here: " + ", ".join(BASELINES) + ")")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N photos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--baselines-only", action="store_true", help="skip the model; only the baselines")
-    p.add_argument("--backend", default="auto", help="backend for the model (auto, torch, onnxruntime, ...)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", help="write the results as JSON here ({\"runs\": [one report per size]})")
-    p.add_argument("--markdown", help="write the tables as Markdown here")
-    p.set_defaults(func=run)
-    return p
+# ---- the demo figure -------------------------------------------------------------------------
+FIGURE_GAP = 4
 
 
-def run(args) -> int:
-    from .atomic import atomic_write_text
+def object_hole(size: int, seed: int = 0) -> np.ndarray:
+    """An object-sized hole: a paper-sized rectangle (37-50% of the side) in the middle half of a square."""
+    rng = np.random.default_rng([seed, 0xF16])
+    lo, hi = max(2, round(size * 96 / 256)), max(3, round(size * 128 / 256))
+    h, w = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
+    y = int(rng.integers((size - h) // 4, (size - h) * 3 // 4 + 1))
+    x = int(rng.integers((size - w) // 4, (size - w) * 3 // 4 + 1))
+    mask = np.zeros((size, size), dtype=bool)
+    mask[y : y + h, x : x + w] = True
+    return mask
 
-    def error(msg: str, code: int = 2) -> int:
-        print(f"glcic-fast {NAME}: error: {msg}", file=sys.stderr)
-        return code
 
-    if args.holes_per_image < 1:
-        return error("--holes-per-image must be at least 1")
-    sets = [s.strip() for s in args.hole_sets.split(",") if s.strip()]
-    bad = [s for s in sets if s not in HOLE_SETS]
-    if bad or not sets:
-        return error(f"--hole-sets: unknown {bad or 'empty'}; choose from {', '.join(HOLE_SETS)}")
-    baselines = None if args.baselines is None else [b.strip() for b in args.baselines.split(",") if b.strip()]
-    from .api import load
-    from .checkpoint import CheckpointError
-
-    def show(message, *_args, **_kwargs):
-        print(f"glcic-fast {NAME}: warning: {message}", file=sys.stderr)
-
-    reports = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", UserWarning)
-            warnings.showwarning = show
-            model = False if args.baselines_only else load(args.model, backend=args.backend, device=args.device)
-            trained = model.metadata.get("image_size") if model is not False else None
-            sizes = evaluation_sizes(args.image_size, trained)
-            for size in sizes:
-                # explicit hole sizes apply to a single size, or to the model's own size among several
-                own = len(sizes) == 1 or size == trained
-                reports.append(evaluate(
-                    model, args.data, size, args.hole_min if own else None, args.hole_max if own else None,
-                    args.local_size if own else None, args.holes_per_image, sets, args.seed, args.backend, args.device,
-                    args.limit, baselines=baselines,
-                ))
-                print(format_table(reports[-1]), flush=True)
-                # written after each size: a run stopped half-way keeps what it measured
-                if args.json:
-                    atomic_write_text(args.json, json.dumps({"runs": reports}, indent=2) + "\n")
-                if args.markdown:
-                    atomic_write_text(args.markdown, "\n".join(format_markdown(r) for r in reports) + "\n")
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
-        return error(str(e))
-    for method, reason in reports[0]["settings"]["unavailable"].items():
-        print(f"glcic-fast {NAME}: note: {method} not run: {reason}", file=sys.stderr)
-    return 0
+def demo_figure(completer: Any, image: np.ndarray, hole: np.ndarray, postprocess: bool = False) -> np.ndarray:
+    """input (hole in white) | mask | result, side by side with white gaps: one uint8 RGB picture."""
+    result = np.asarray(completer.complete(image, hole, postprocess=postprocess))
+    shown = image.copy()
+    shown[hole] = 255
+    mask = np.repeat((hole * 255).astype(np.uint8)[..., None], 3, axis=2)
+    gap = np.full((image.shape[0], FIGURE_GAP, 3), 255, dtype=np.uint8)
+    return np.concatenate([shown, gap, mask, gap, result], axis=1)

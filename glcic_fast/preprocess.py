@@ -14,6 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .errors import InputError
 from .layers import SIZE_MULTIPLE
 
 # The authors' inference script: a grey mask counts as hole where >= 0.2, and images are
@@ -21,10 +22,6 @@ from .layers import SIZE_MULTIPLE
 AUTHORS_MASK_THRESHOLD = 0.2
 AUTHORS_MAX_SIDE = 600
 RESIZE_MODES = ("pad", "authors")
-
-
-class InputError(ValueError):
-    """An image or mask the completer cannot use; the message says what is wrong."""
 
 
 @dataclass

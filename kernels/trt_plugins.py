@@ -276,7 +276,7 @@ def pack_weight_array(weight: Any) -> Any:
 
 
 def replace_convs_with_plugins(model: Any, layer_numbers: Sequence[int]) -> Any:
-    """A copy of ``model`` (from ``onnx_export.build_onnx_model``) with layers ``layer_numbers``
+    """A copy of ``model`` (from ``onnx_graph.build_onnx_model``) with layers ``layer_numbers``
     (Conv ``conv{n}`` + Relu ``relu{n}``) replaced by ``glcic::conv2d_nhwc`` plugin nodes."""
     import onnx
     from onnx import helper

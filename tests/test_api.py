@@ -133,7 +133,7 @@ def test_postprocess_keeps_known_pixels(completer):
 
 
 def test_load_errors(tmp_path, monkeypatch):
-    from glcic_fast import api
+    from glcic_fast import resolve
 
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
@@ -145,7 +145,7 @@ def test_load_errors(tmp_path, monkeypatch):
         glcic_fast.load(glcic_fast.CompletionNetwork(), backend="nope")
     with pytest.raises(glcic_fast.CheckpointError, match="import-weights"):
         glcic_fast.load(tmp_path / "model.t7")
-    monkeypatch.setattr(api, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(resolve, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
     with pytest.raises(FileNotFoundError, match="packaged default model is missing"):
         glcic_fast.load()
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from glcic_fast.atomic import atomic_write, atomic_write_text, remove_stale_temps, temp_path
+from glcic_fast.atomic import atomic_write, atomic_write_data, remove_stale_temps, temp_path
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def _mode(path) -> int:
 
 def test_bytes_and_text_follow_the_umask(tmp_path, umask_027):
     atomic_write(tmp_path / "a.bin", b"\x00\x01")
-    atomic_write_text(tmp_path / "b.txt", "hello")
+    atomic_write_data(tmp_path / "b.txt", "hello")
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01" and (tmp_path / "b.txt").read_text() == "hello"
     assert _mode(tmp_path / "a.bin") == umask_027 and _mode(tmp_path / "b.txt") == umask_027
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.txt"]

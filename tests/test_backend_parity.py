@@ -27,7 +27,7 @@ SHAPES = {"cpu": [(2, 4, 20, 28)], "cuda": [(2, 4, 20, 28), (3, 4, 64, 96), (1, 
 def make_backend(name, layers, device, precision, tmp_path):
     if name == "tensorrt":
         from glcic_fast.backends.tensorrt_backend import TensorRTBackend
-        from glcic_fast.tensorrt_build import build_engine
+        from glcic_fast.export.tensorrt import build_engine
 
         engine = tmp_path / "parity.plan"
         build_engine(layers, engine, precision=precision, batch=(1, 2, 4), height=(16, 64, 256), width=(16, 96, 256))

@@ -142,10 +142,10 @@ def test_parse_variant():
 
 def test_parse_sizes_and_batches():
     assert bench.parse_sizes("256x256, 512X384") == [(256, 256), (512, 384)]
-    with pytest.raises(ValueError):
-        bench.parse_sizes("256")
-    with pytest.raises(ValueError):
-        bench.parse_sizes("258x256")
+    assert bench.parse_sizes("256") == [(256, 256)]  # as users type it
+    for bad in ("258x256", "258", "256x", "x256"):
+        with pytest.raises(ValueError):
+            bench.parse_sizes(bad)
     assert bench.parse_batch_sizes("1,8,32") == [1, 8, 32]
     with pytest.raises(ValueError):
         bench.parse_batch_sizes("0")

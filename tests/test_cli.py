@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from glcic_fast import save_checkpoint
-from glcic_fast.api import DEFAULT_MODEL
+from glcic_fast.resolve import DEFAULT_MODEL
 from glcic_fast.cli import main
 
 

@@ -19,7 +19,7 @@ import torch
 from conftest import make_random_network
 from glcic_fast import CompletionNetwork, fold_batchnorm, save_checkpoint
 from glcic_fast.folding import FoldedNetwork
-from glcic_fast.onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model
+from glcic_fast.onnx_graph import INPUT_NAME, OUTPUT_NAME, build_onnx_model
 
 FP32_TOL = 1e-4
 FP16_TOL = 2e-2
@@ -118,7 +118,7 @@ def _checkpoint(tmp_path, random_network):
 
 def test_export_onnx_cli_writes_model_with_provenance(tmp_path, random_network):
     from glcic_fast.cli import main
-    from glcic_fast.onnx_cli import file_sha256
+    from glcic_fast.export.onnx import file_sha256
 
     ckpt = _checkpoint(tmp_path, random_network)
     out = tmp_path / "model.onnx"

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from glcic_fast.preprocess import network_input, network_output_to_image, padded_size, read_image, read_mask
-from glcic_fast.tensorrt_build import make_sidecar, validate_profile, write_engine_files
+from glcic_fast.engine_format import make_sidecar, validate_profile
+from glcic_fast.export.tensorrt import write_engine_files
 
 TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?|[A-Za-z_][A-Za-z0-9_]*|[{}\[\]:,]')
 
@@ -153,7 +154,7 @@ def _load_model_py(path):
 
 @pytest.mark.parametrize("fill", ["subtract-mean", "mean"])
 def test_python_backend_math_equals_glcic_fast(tmp_path, engine, fill):
-    from glcic_fast.triton_server import export_triton_repository
+    from glcic_fast.export.triton_server import export_triton_repository
 
     export_triton_repository(engine, tmp_path / "repo")
     model = _load_model_py(tmp_path / "repo" / "glcic_preprocess" / "1" / "model.py")

@@ -9,7 +9,6 @@ written with ``torch.nn.functional`` straight from the source tensors.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -469,21 +468,12 @@ def test_glcic_pytorch_refusals(tmp_path):
 
 
 def _cli(argv: list[str]) -> tuple[int, str, str]:
-    """Run ``glcic-fast ARGV`` through the lead's cli.main when it knows this subcommand, else
-    through a parser holding just this module's subcommand."""
+    """Run ``glcic-fast ARGV``; returns (exit status, stdout, stderr)."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         from glcic_fast import cli
 
-        if "glcic_fast.weights_import" in getattr(cli, "SUBCOMMAND_MODULES", ()):
-            code = cli.main(argv)
-        else:
-            from glcic_fast import weights_import
-
-            parser = argparse.ArgumentParser(prog="glcic-fast")
-            weights_import.add_subcommand(parser.add_subparsers(dest="command", required=True))
-            args = parser.parse_args(argv)
-            code = args.func(args)
+        code = cli.main(argv)
     return code, stdout.getvalue(), stderr.getvalue()
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_data
 from ..checkpoint import save_checkpoint
 from .resident import PhotoBank
 from .trainer import LOG_FILE, TrainOptions, Trainer, composite, network_input
@@ -45,35 +45,49 @@ RECAL_BATCHES = 16  # on a GPU; 2 on a CPU (rehearsals), where each batch costs 
 
 
 class ValidationSet:
-    """Fixed validation crops and holes on the device, scored by hole PSNR like ``glcic-fast eval``."""
+    """Fixed validation crops and holes on the device, scored by hole PSNR as ``glcic-fast eval`` does.
+
+    (``evaluate`` sits above ``train`` in the layers, so the few lines of scoring are here.)
+    """
+
+    PSNR_CAP = 60.0  # the same cap as evaluate.psnr
 
     def __init__(self, folder: str | Path, image_size: int, local_size: int, hole_min: int, hole_max: int,
                  device: torch.device, holes_per_image: int = 2, seed: int = 1):
-        from ..evaluate import fill_baseline, load_eval_images, make_holes, psnr
+        import cv2
 
-        images, self.names = load_eval_images(folder, image_size)
+        from .data import load_square_crops
+        from .holes import make_holes
+
+        images, self.names = load_square_crops(folder, image_size)
         images = [img for img in images for _ in range(holes_per_image)]
         holes = make_holes("paper", len(images), image_size, local_size, hole_min, hole_max, seed)
-        self.telea_psnr = float(np.mean([psnr(fill_baseline("telea", i, h), i, h) for i, h in zip(images, holes)]))
+        telea = [np.where(h[..., None], cv2.inpaint(np.ascontiguousarray(i[..., ::-1]), h.astype(np.uint8) * 255, 3,
+                                                    cv2.INPAINT_TELEA)[..., ::-1], i) for i, h in zip(images, holes)]
         self.images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device).float() / 255.0
         self.masks = torch.from_numpy(np.stack(holes)).to(device).float()[:, None]
+        self.telea_psnr = float(self._psnr(torch.from_numpy(np.stack(telea)).permute(0, 3, 1, 2).to(device).float()).mean())
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def _psnr(self, result_255: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Per-sample hole PSNR of uint8-valued results for samples [start, start + len(result))."""
+        images = torch.round(self.images[start : start + len(result_255)] * 255)
+        masks = self.masks[start : start + len(result_255)]
+        err = ((result_255 - images) ** 2 * masks).sum((1, 2, 3)) / (3 * masks.sum((1, 2, 3)))
+        return torch.clamp(10 * torch.log10(255.0**2 / err.clamp_min(1e-12)), max=self.PSNR_CAP)
+
     @torch.no_grad()
     def hole_psnr(self, network: nn.Module, mean: torch.Tensor, autocast, batch: int = 32) -> float:
-        """Mean over samples of the hole PSNR (uint8 results, capped like ``evaluate.psnr``)."""
-        from ..evaluate import PSNR_CAP
-
+        """Mean over samples of the hole PSNR of the network's (uint8-rounded) completions."""
         values = []
         for s in range(0, len(self), batch):
             images, masks = self.images[s : s + batch], self.masks[s : s + batch]
             with autocast():
                 out = network(network_input(images, masks, mean)).float()
             result = torch.round(composite(images, out.clamp(0, 1), masks) * 255)
-            err = ((result - torch.round(images * 255)) ** 2 * masks).sum((1, 2, 3)) / (3 * masks.sum((1, 2, 3)))
-            values.append(torch.clamp(10 * torch.log10(255.0**2 / err.clamp_min(1e-12)), max=PSNR_CAP))
+            values.append(self._psnr(result, s))
         return float(torch.cat(values).mean())
 
 
@@ -168,7 +182,7 @@ class BudgetTrainer(Trainer):
         log = self.out / LOG_FILE
         if log.is_file():
             atomic_write(self.export / LOG_FILE, log.read_bytes())
-        atomic_write_text(self.export / EXPORT_SUMMARY, json.dumps(self.summary(), indent=2) + "\n")
+        atomic_write_data(self.export / EXPORT_SUMMARY, json.dumps(self.summary(), indent=2) + "\n")
 
     def summary(self) -> dict[str, Any]:
         return {"plan": self.plan, "step": self.step, "best": self.best, "validations": self.validations,

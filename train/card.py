@@ -3,8 +3,8 @@
     python -m glcic_fast.train.card --export OUT --pack .photos [--eval OUT/eval.json] -o OUT/MODEL_CARD.md
 
 It gathers the run's ``summary.json`` (plan, speed, validations, options), the evaluation
-(``glcic-fast eval --json``: tables and the network-vs-baseline differences with 95%
-intervals), and the photo pack's ``SOURCES.md`` (every source and licence) into one Markdown
+(``glcic-fast eval --json`` and the ``--markdown`` tables beside it: the network-vs-baseline
+differences with 95% intervals), and the photo pack's ``SOURCES.md`` (every source and licence) into one Markdown
 file: a draft that states only measured numbers, for a person to complete and ship.
 """
 
@@ -35,8 +35,6 @@ def _verdict(report: dict[str, Any]) -> list[str]:
 
 
 def model_card(export: Path, pack: Optional[Path], evaluation: Optional[Path]) -> str:
-    from ..evaluate import format_markdown
-
     summary = json.loads((export / "summary.json").read_text())
     o, plan, best = summary["options"], summary.get("plan", {}), summary.get("best") or {}
     lines = [
@@ -70,7 +68,8 @@ def model_card(export: Path, pack: Optional[Path], evaluation: Optional[Path]) -
         lines += ["## Evaluation (held-out test split, package-disjoint)", ""]
         for report in runs:
             lines += _verdict(report)
-        lines += [""] + [format_markdown(r) for r in runs]
+        tables = evaluation.with_suffix(".md")  # glcic-fast eval --markdown, beside the JSON
+        lines += [""] + (tables.read_text().splitlines() if tables.is_file() else [])
     if pack and (pack / "SOURCES.md").is_file():
         lines += ["## Training data", "", "Splits are by package; per-photo licences are in the pack's manifest.csv.", ""]
         lines += (pack / "SOURCES.md").read_text().splitlines()[1:]
@@ -80,7 +79,7 @@ def model_card(export: Path, pack: Optional[Path], evaluation: Optional[Path]) -
 def main(argv=None) -> int:
     import argparse
 
-    from ..atomic import atomic_write_text
+    from ..atomic import atomic_write_data
 
     p = argparse.ArgumentParser(prog="python -m glcic_fast.train.card", description=__doc__.split("\n\n")[0])
     p.add_argument("--export", required=True, help="the run's export folder (summary.json)")
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval", default=None, help="glcic-fast eval --json output")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
-    atomic_write_text(a.output, model_card(Path(a.export), Path(a.pack) if a.pack else None, Path(a.eval) if a.eval else None))
+    atomic_write_data(a.output, model_card(Path(a.export), Path(a.pack) if a.pack else None, Path(a.eval) if a.eval else None))
     print(a.output)
     return 0
 

@@ -14,7 +14,7 @@ however many worker processes load them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -73,6 +73,35 @@ def resize_short_side(img, short: int):
     f = short / min(w, h)
     size = (max(short, round(w * f)), max(short, round(h * f)))
     return img.resize(size, Image.BILINEAR, reducing_gap=2.0)
+
+
+def load_square_crops(
+    folder: str | Path, size: int, limit: Optional[int] = None, on_skip: Optional[Callable[[str, Exception], None]] = None
+) -> tuple[list[np.ndarray], list[str]]:
+    """The photos of ``folder`` as uint8 RGB squares: short side resized to ``size``, centre crop.
+
+    What evaluation and validation look at. Unreadable files are passed to ``on_skip(name,
+    error)`` and left out; ``ValueError`` if none is readable. Names are relative to ``folder``.
+    """
+    files = list_images(folder)
+    if limit is not None:
+        files = files[:limit]
+    images, names = [], []
+    for f in files:
+        name = f.relative_to(Path(folder)).as_posix()
+        try:
+            img = resize_short_side(open_rgb(f, size), size)
+        except UnreadableImage as e:
+            if on_skip is not None:
+                on_skip(name, e)
+            continue
+        w, h = img.size
+        x0, y0 = (w - size) // 2, (h - size) // 2
+        images.append(np.asarray(img.crop((x0, y0, x0 + size, y0 + size)), dtype=np.uint8))
+        names.append(name)
+    if not images:
+        raise ValueError(f"{folder}: none of the {len(files)} image file(s) can be read")
+    return images, names
 
 
 def compute_mean_pixel(files: Sequence[Path], thumb_side: int = 64, skipped: Optional[list] = None) -> list[float]:

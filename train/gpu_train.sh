@@ -17,10 +17,10 @@
 #      the GPU, bf16 autocast, channels-last; validates on .photos/val every 60 s and exports the
 #      best snapshot (fp16)                        -> $OUT/model.safetensors, log.jsonl, summary.json
 #   3. evaluates it on .photos/test at 256x256 (the paper's holes) and at 128x128, against mean
-#      fill, Telea, Navier-Stokes (and FSR_FAST where OpenCV's contrib modules are installed)
-#                                                  -> $OUT/eval.json, eval.md
-#   4. the demo picture (a test photo at 256 with an object-sized hole)    -> $OUT/demo.png
-#   5. a model card draft from all of the above                            -> $OUT/MODEL_CARD.md
+#      fill, Telea, Navier-Stokes (and FSR_FAST where OpenCV's contrib modules are installed), and
+#      draws the demo picture (a test photo at 256 with an object-sized hole, input | mask | result)
+#                                                  -> $OUT/eval.json, eval.md, demo.png
+#   4. a model card draft from all of the above                            -> $OUT/MODEL_CARD.md
 #   everything printed                                                     -> $OUT/train.log
 #
 # Knobs (environment): OUT (default: runs/gpu-out), PHOTOS (default: .photos), PYTHON,
@@ -101,13 +101,10 @@ left=$(( BUDGET_S - (SECONDS - START_S) - 10 ))
 say "evaluating ($left s left)"
 run_logged timeout "$(( left > 5 ? left : 5 ))" "$PYTHON" -m glcic_fast.cli eval --model "$OUT/model.safetensors" \
   --data "$PHOTOS/test" --image-size "$EVAL_SIZES" --holes-per-image "$HOLES_PER_IMAGE" --hole-sets paper,free-form \
-  --backend torch --device "$DEVICE" --json "$OUT/eval.json" --markdown "$OUT/eval.md"
+  --backend torch --device "$DEVICE" --json "$OUT/eval.json" --markdown "$OUT/eval.md" --figure "$OUT/demo.png"
 eval_rc=$?
 
-# --- 4. demo, 5. model card ------------------------------------------------------------------
-demo_photo=$(find "$PHOTOS/test" -type f -name '*.jpg' | sort | head -n 1)
-run_logged "$PYTHON" -m glcic_fast.train.demo --model "$OUT/model.safetensors" --photo "$demo_photo" \
-  --backend torch --device "$DEVICE" -o "$OUT/demo.png" || say "warning: demo failed"
+# --- 5. model card ----------------------------------------------------------------------------
 run_logged "$PYTHON" -m glcic_fast.train.card --export "$OUT" --pack "$PHOTOS" --eval "$OUT/eval.json" \
   -o "$OUT/MODEL_CARD.md" || say "warning: model card failed"
 

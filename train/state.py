@@ -26,15 +26,12 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..errors import TrainStateError
 
 FORMAT = "glcic-fast-train-state"
 VERSION = 2  # 1 was a pickle (train_state.pt), which glcic-fast no longer reads
 METADATA_KEY = "glcic_fast_train_state"
 LEGACY_FILE_SUFFIX = ".pt"
-
-
-class TrainStateError(ValueError):
-    """A training state file is missing, corrupt, or not one glcic-fast wrote."""
 
 
 def _encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:

@@ -48,6 +48,11 @@ def default_device() -> str:
         return "cpu"
 
 
+def default_precision(backend: str, device: str) -> str:
+    """What precision="auto" means: fp16 for the GPU backends that run it, fp32 elsewhere."""
+    return "fp16" if device == "cuda" and backend in ("torch", "triton") else "fp32"
+
+
 def resolve(name: str, device: str) -> str:
     """The concrete backend name for ``name`` ("auto" or a backend) on ``device``."""
     if name != "auto":
@@ -60,4 +65,7 @@ def resolve(name: str, device: str) -> str:
     raise BackendUnavailable(f"no backend can run on {device}: {reasons}")
 
 
-__all__ = ["Backend", "BackendUnavailable", "REGISTRY", "backend_class", "default_device", "resolve", "unavailable_reason"]
+__all__ = [
+    "Backend", "BackendUnavailable", "REGISTRY", "backend_class", "default_device", "default_precision", "resolve",
+    "unavailable_reason",
+]

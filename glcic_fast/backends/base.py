@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, ClassVar, Optional, Sequence
 
 import numpy as np
 
+from ..errors import BackendUnavailable
+
 if TYPE_CHECKING:  # folding imports torch; a TensorRT deployment runs without it
     from ..folding import FoldedLayer
 
 DEVICES = ("cpu", "cuda")
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run here; the message says why and what to do."""
 
 
 class Backend(ABC):

@@ -1,4 +1,4 @@
-"""onnxruntime backend: the exported ONNX graph (``glcic_fast.onnx_export``) in an ORT session.
+"""onnxruntime backend: the exported ONNX graph (``glcic_fast.onnx_graph``) in an ORT session.
 
 On a CPU it beats PyTorch eager (ORT fuses Conv+Relu and runs its blocked NCHWc kernels), so
 it is the default where there is no GPU. With onnxruntime-gpu it also runs on CUDA.
@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..folding import FoldedLayer
-from ..onnx_export import INPUT_NAME, OUTPUT_NAME, build_onnx_model
+from ..onnx_graph import INPUT_NAME, OUTPUT_NAME, build_onnx_model
 from .base import Backend
 
 
@@ -32,7 +32,7 @@ class OnnxRuntimeBackend(Backend):
 
         if device == "cpu" and precision != "fp32":
             raise ValueError("the onnxruntime backend runs fp32 on the CPU (its CPU fp16 convolutions are slow)")
-        # On the CPU the transposed convs go in as sub-pixel convs (see onnx_export).
+        # On the CPU the transposed convs go in as sub-pixel convs (see onnx_graph).
         model = build_onnx_model(layers, precision, subpixel_transposed=device == "cpu")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -1,6 +1,8 @@
-"""ONNX export of the BN-folded completion network, written straight from the folded layer list.
+"""The ONNX graph of the BN-folded completion network, built straight from the folded layer list.
 
-One exporter serves onnxruntime (the CPU backend) and TensorRT's ONNX parser. The graph is:
+One graph builder serves the onnxruntime backend (which builds its graph in memory), the
+``export-onnx`` command and TensorRT's ONNX parser (``glcic_fast.export``, which add provenance
+and write files). The graph is:
 ``input`` float32 (batch, 4, height, width) -> Conv / ConvTranspose + Relu per layer ->
 Sigmoid -> ``output`` float32 (batch, 3, height, width), with batch, height and width dynamic.
 
@@ -13,12 +15,12 @@ most), so the I/O stays float32 for every precision.
 
 from __future__ import annotations
 
-import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .folding import FoldedLayer
+if TYPE_CHECKING:  # folding imports torch; building a graph needs only the tensors' .numpy()
+    from .folding import FoldedLayer
 
 OPSET = 17
 # ONNX allows bfloat16 Conv / ConvTranspose only from opset 22 (IR version 10).
@@ -180,18 +182,3 @@ def build_onnx_model(
         entry.key, entry.value = str(key), str(value)
     onnx.checker.check_model(model)
     return model
-
-
-def export_onnx(
-    layers: Sequence[FoldedLayer], path: str | os.PathLike, precision: str = "fp32", metadata: dict | None = None
-) -> None:
-    """Write the ONNX model to ``path`` atomically."""
-    from .checkpoint import atomic_write_bytes
-
-    data = build_onnx_model(layers, precision, metadata).SerializeToString()
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(data)
-
-    atomic_write_bytes(path, write)

@@ -1,48 +1,24 @@
-"""The ``glcic-fast`` command.
-
-Subcommands defined here: ``complete`` (fill holes in images, or ``--demo``) and ``info``.
-Feature modules add their own (``train``, ``eval``, ``bench``, ``build-engine``, ...) through
-``add_subcommand(subparsers)``, listed in ``SUBCOMMAND_MODULES``; they import their heavy
-dependencies lazily so ``--help`` stays fast.
-"""
+"""``glcic-fast complete``: fill the holes of image files (or ``--demo``, the bundled photo)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-SUBCOMMAND_MODULES = (
-    "glcic_fast.train.cli",
-    "glcic_fast.evaluate",
-    "glcic_fast.bench",
-    "glcic_fast.onnx_cli",
-    "glcic_fast.tensorrt_build",
-    "glcic_fast.triton_server",
-    "glcic_fast.weights_import",
-)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-DEMO_IMAGE = Path(__file__).parent / "data" / "demo.jpg"
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from ..api import load
+from ..errors import InputError
+from .common import IMAGE_SUFFIXES, UsageError, add_model_options, write_image_atomic
+
+DEMO_IMAGE = Path(__file__).resolve().parent.parent / "data" / "demo.jpg"
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported as ``glcic-fast CMD: error: ...``, exit status 2."""
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint (.safetensors) or TensorRT engine (.plan); default: the packaged model")
-    p.add_argument(
-        "--backend", default="auto",
-        help="auto (default: triton/torch on a GPU, onnxruntime on a CPU), torch, onnxruntime, triton, tensorrt",
-    )
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--precision", default="auto", help="auto (fp16 on a GPU, fp32 on a CPU), fp32, fp16 or bf16")
-
-
-def add_complete(subparsers) -> None:
+def add_subcommand(subparsers) -> None:
     p = subparsers.add_parser(
         "complete",
         help="fill the holes of images",
@@ -72,8 +48,8 @@ def add_complete(subparsers) -> None:
                    help="the authors' script: resize to long side <= 600 (multiple of 4), threshold 0.2, post-process")
     p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
     p.add_argument("--seed", type=int, default=0, help="--demo: seed of the generated hole")
-    _add_model_options(p)
-    p.set_defaults(func=run_complete)
+    add_model_options(p)
+    p.set_defaults(func=run)
 
 
 def _list_images(paths: Sequence[str]) -> list[Path]:
@@ -125,43 +101,24 @@ def _outputs(images: list[Path], output: Optional[str]) -> list[Path]:
     return names
 
 
-def _read_rgb(path: Path):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
+def _read(path: Path, mode: str, what: str):
+    """The file's pixels converted to ``mode`` ("RGB" for images, "L" for masks)."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im.convert(mode))
     except (UnidentifiedImageError, OSError) as e:
-        raise UsageError(f"{path}: cannot read image ({e})") from None
+        raise UsageError(f"{path}: cannot read {what} ({e})") from None
+
+
+def _read_rgb(path: Path):
+    return _read(path, "RGB", "image")
 
 
 def _read_grey(path: Path):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise UsageError(f"{path}: cannot read mask ({e})") from None
-
-
-def write_image_atomic(path: Path, pixels) -> None:
-    """Save an RGB uint8 array; a failure leaves no partial file."""
-    from PIL import Image
-
-    from .checkpoint import atomic_write_bytes
-
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-    kind = fmt[path.suffix.lower()]
-    options = {"quality": 95} if kind in ("JPEG", "WEBP") else {}
-    atomic_write_bytes(path, lambda tmp: Image.fromarray(pixels).save(tmp, format=kind, **options))
+    return _read(path, "L", "mask")
 
 
 def _load_completer(args):
-    from . import load
-
     try:
         return load(
             args.model, backend=args.backend, device=args.device, precision=args.precision,
@@ -173,8 +130,6 @@ def _load_completer(args):
 
 def demo_hole(h: int, w: int, seed: int = 0):
     """A rectangular hole drawn as the paper draws training holes, scaled to the image."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     short = min(h, w)
     lo, hi = max(4, round(short * 96 / 256)), max(5, round(short * 128 / 256))
@@ -187,8 +142,6 @@ def demo_hole(h: int, w: int, seed: int = 0):
 
 
 def run_demo(args) -> int:
-    import numpy as np
-
     out = Path(args.output or "glcic_demo.png")
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise UsageError(f"{out}: unknown image type {out.suffix!r}")
@@ -209,10 +162,7 @@ def run_demo(args) -> int:
     return 0
 
 
-def run_complete(args) -> int:
-    import numpy as np
-    from tqdm import tqdm
-
+def run(args) -> int:
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if args.demo:
@@ -225,8 +175,6 @@ def run_complete(args) -> int:
     masks = _pair_masks(images, args.mask)
     outputs = _outputs(images, args.output)
     completer = _load_completer(args)
-    from .preprocess import InputError
-
     progress = tqdm(total=len(images), unit="img", disable=len(images) == 1 or not sys.stderr.isatty())
     for start in range(0, len(images), args.batch_size):
         chunk = range(start, min(start + args.batch_size, len(images)))
@@ -246,103 +194,3 @@ def run_complete(args) -> int:
     else:
         print(f"wrote {len(images)} images to {outputs[0].parent}")
     return 0
-
-
-def add_info(subparsers) -> None:
-    p = subparsers.add_parser("info", help="devices, backends (and why any cannot run), versions")
-    p.set_defaults(func=run_info)
-
-
-def run_info(args) -> int:
-    import platform
-
-    from . import __version__, backends
-    from .api import DEFAULT_MODEL
-
-    def version(module: str) -> str:
-        try:
-            return getattr(importlib.import_module(module), "__version__", "installed")
-        except Exception:
-            return "not installed"
-
-    print(f"glcic-fast {__version__}  (Python {platform.python_version()}, {platform.machine()})")
-    print("versions: " + ", ".join(f"{m} {version(m)}" for m in ("torch", "onnxruntime", "onnx", "triton", "tensorrt", "cv2")))
-    devices = ["cpu"]
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            devices.append("cuda")
-            for i in range(torch.cuda.device_count()):
-                prop = torch.cuda.get_device_properties(i)
-                print(f"cuda:{i}: {prop.name}, compute capability {prop.major}.{prop.minor}, "
-                      f"{prop.total_memory / 2**30:.0f} GiB")
-        else:
-            print("cuda: no GPU visible to PyTorch")
-    except ImportError:
-        print("cuda: PyTorch not installed")
-    print(f"cpu: {os.cpu_count()} logical cores")
-    print("backends:")
-    for name in backends.REGISTRY:
-        for device in ("cpu", "cuda"):
-            reason = backends.unavailable_reason(name, device)
-            print(f"  {name:12s} {device:5s} {'available' if reason is None else 'no: ' + reason}")
-    for device in devices:
-        try:
-            print(f"auto on {device}: {backends.resolve('auto', device)}")
-        except backends.BackendUnavailable as e:
-            print(f"auto on {device}: {e}")
-    print(f"default model: {DEFAULT_MODEL if DEFAULT_MODEL.is_file() else 'missing (' + str(DEFAULT_MODEL) + ')'}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="glcic-fast",
-        description="Fast image completion with GLCIC (Iizuka, Simo-Serra, Ishikawa, SIGGRAPH 2017).",
-        epilog="Start with: glcic-fast complete --demo",
-    )
-    from . import __version__
-
-    parser.add_argument("--version", action="version", version=f"glcic-fast {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_complete(sub)
-    add_info(sub)
-    for module in SUBCOMMAND_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and module.startswith(e.name):
-                continue  # a feature module not present in this build
-            raise
-        mod.add_subcommand(sub)
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except UsageError as e:
-        print(f"glcic-fast {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"glcic-fast {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # user-facing errors from the library carry their own message
-        from .backends import BackendUnavailable
-        from .checkpoint import CheckpointError
-        from .preprocess import InputError
-
-        if isinstance(e, (BackendUnavailable, CheckpointError, InputError, ValueError, FileNotFoundError)):
-            print(f"glcic-fast {args.command}: error: {e}", file=sys.stderr)
-            return 1
-        raise
-
-
-if __name__ == "__main__":
-    sys.exit(main())

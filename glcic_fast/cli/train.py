@@ -1,4 +1,5 @@
-"""``glcic-fast train``: the paper's three-phase training from a folder of photographs.
+"""``glcic-fast train``: the paper's three-phase training from a folder of photographs
+(the library is ``glcic_fast.train``).
 
     glcic-fast train --data photos/ --out runs/places            # the paper's settings
     glcic-fast train --data photos/ --out runs/small --image-size 64 --local-size 32 \\
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from .common import error
 
 NAME = "train"
 
@@ -87,14 +90,9 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _error(msg: str, code: int = 2) -> int:
-    print(f"glcic-fast {NAME}: error: {msg}", file=sys.stderr)
-    return code
-
-
 def run(args) -> int:
-    from .state import TrainStateError
-    from .trainer import LEGACY_STATE_FILE, STATE_FILE, TrainOptions, train
+    from ..errors import TrainStateError
+    from ..train.trainer import LEGACY_STATE_FILE, STATE_FILE, TrainOptions, train  # imports torch: only when training
 
     opts = TrainOptions(
         data=args.data, out=args.out, image_size=args.image_size, local_size=args.local_size,
@@ -112,7 +110,7 @@ def run(args) -> int:
         if args.resume == "auto" and not Path(resume).is_file() and legacy.is_file():
             resume = str(legacy)  # refused with an explanation below, never unpickled
         if not Path(resume).is_file():
-            return _error(f"nothing to resume: {resume} does not exist (start without --resume)")
+            return error(NAME, f"nothing to resume: {resume} does not exist (start without --resume)")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.time_budget is not None:
         return run_budget(args, opts, resume, log)
@@ -121,7 +119,7 @@ def run(args) -> int:
             opts.validate()
         result = train(opts, resume=resume, log=log)
     except (TrainStateError, ValueError, FileNotFoundError) as e:
-        return _error(str(e))
+        return error(NAME, str(e))
     print(f"step {result['step']}: {Path(args.out) / 'model.safetensors'}")
     return 130 if result["stopped"] else 0
 
@@ -129,12 +127,12 @@ def run(args) -> int:
 def run_budget(args, opts, resume, log) -> int:
     import time
 
-    from .budget import BudgetTrainer
+    from ..train.budget import BudgetTrainer
 
     if resume is not None:
-        return _error("--time-budget starts a new run; it cannot --resume")
+        return error(NAME, "--time-budget starts a new run; it cannot --resume")
     if not 0 <= args.adversarial_share < 1:
-        return _error("--adversarial-share must be in [0, 1)")
+        return error(NAME, "--adversarial-share must be in [0, 1)")
     share = args.adversarial_share
     try:
         trainer = BudgetTrainer(
@@ -144,7 +142,7 @@ def run_budget(args, opts, resume, log) -> int:
         )
         result = trainer.run_budget()
     except (ValueError, FileNotFoundError) as e:
-        return _error(str(e))
+        return error(NAME, str(e))
     best = result["best"]
     print(f"step {result['step']}: best {best if best else 'not validated'}; export: {args.export or '-'}")
     return 0

@@ -1,4 +1,4 @@
-"""``glcic-fast export-triton-server``: a Triton Inference Server model repository for an engine.
+"""A Triton Inference Server model repository for an engine (``glcic-fast export-triton-server``).
 
     glcic-fast build-engine --model model.safetensors -o glcic.plan
     glcic-fast export-triton-server --engine glcic.plan -o model_repository/
@@ -27,15 +27,14 @@ docs/triton-server.md for running it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-NAME = "export-triton-server"
+from ..engine_format import ShapeProfile, read_engine_bytes, read_sidecar
+
 DEFAULT_NAME = "glcic"
 MODEL_SOURCE = Path(__file__).with_name("triton_server_model.py")
 
@@ -222,9 +221,6 @@ def export_triton_repository(
     Returns {model name: folder}. Raises ``EngineError`` for a missing/corrupt engine or
     sidecar, ``ValueError`` for bad options or existing models (unless ``overwrite``).
     """
-    from .backends.tensorrt_backend import read_engine_bytes, read_sidecar
-    from .tensorrt_build import ShapeProfile
-
     if not name or not all(c.isalnum() or c in "_-" for c in name):
         raise ValueError(f"model name must be letters, digits, '_' or '-', got {name!r}")
     if instances < 1 or python_instances < 1 or queue_delay_us < 0:
@@ -287,45 +283,3 @@ def export_triton_repository(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {kind: out / model for kind, model in names.items()}
-
-
-def add_subcommand(subparsers) -> None:
-    p = subparsers.add_parser(
-        NAME,
-        help="write a Triton Inference Server model repository for a TensorRT engine",
-        description=(
-            "Write a Triton Inference Server model repository serving ENGINE (built by glcic-fast build-engine): "
-            "a tensorrt_plan model with dynamic batching, python-backend pre/post-processing, and an ensemble so "
-            "clients send uint8 images and masks and get uint8 completed images back. Also writes a tritonclient "
-            "example (client_example.py). See docs/triton-server.md."
-        ),
-        epilog="example:\n  glcic-fast export-triton-server --engine glcic.plan -o model_repository/",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--engine", required=True, help="TensorRT plan written by build-engine (its .json sidecar beside it)")
-    p.add_argument("-o", "--output", required=True, help="model repository folder (created if missing)")
-    p.add_argument("--name", default=DEFAULT_NAME, help="ensemble name; other models get _preprocess/_tensorrt/_postprocess")
-    p.add_argument("--instances", type=int, default=1, help="TensorRT model instances per GPU (default 1)")
-    p.add_argument("--python-instances", type=int, default=2, help="CPU instances of each python model (default 2)")
-    p.add_argument("--max-queue-delay-us", type=int, default=100, help="dynamic batcher queue delay (default 100 us)")
-    p.add_argument("--mask-threshold", type=float, default=0.5,
-                   help="hole where mask >= this fraction of white (default 0.5; binary masks are unaffected)")
-    p.add_argument("--overwrite", action="store_true", help="replace models of the same names in the repository")
-    p.set_defaults(func=run)
-
-
-def run(args) -> int:
-    from .backends.tensorrt_backend import EngineError
-
-    try:
-        models = export_triton_repository(
-            args.engine, args.output, name=args.name, instances=args.instances, python_instances=args.python_instances,
-            queue_delay_us=args.max_queue_delay_us, mask_threshold=args.mask_threshold, overwrite=args.overwrite,
-        )
-    except (EngineError, ValueError, OSError) as e:
-        print(f"glcic-fast {NAME}: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote model repository {args.output}: {', '.join(p.name for p in models.values())} "
-          f"(serve with: tritonserver --model-repository={args.output}; call model {models['ensemble'].name!r})")
-    return 0
-
