@@ -26,7 +26,13 @@ def _verdict(report: dict[str, Any]) -> list[str]:
             if not pair.startswith("glcic vs"):
                 continue
             wins = [c["psnr_hole"]["ci95"][0] > 0, c["l1_hole"]["ci95"][1] < 0, c["ssim_hole"]["ci95"][0] > 0]
-            word = "beats" if all(wins) else ("ties or loses to" if not any(wins) else "partly beats")
+            losses = [c["psnr_hole"]["ci95"][1] < 0, c["l1_hole"]["ci95"][0] > 0, c["ssim_hole"]["ci95"][1] < 0]
+            if all(wins):
+                word = "beats (PSNR, L1 and SSIM, 95% intervals clear of zero)"
+            elif all(losses):
+                word = "loses to"
+            else:
+                word = "does not clearly beat"
             lines.append(f"- {report['settings']['image_size']}x{report['settings']['image_size']}, paper holes: the network "
                          f"alone {word} {pair.split(' vs ')[1]} (PSNR {c['psnr_hole']['diff']:+.2f} dB "
                          f"[{c['psnr_hole']['ci95'][0]:+.2f}, {c['psnr_hole']['ci95'][1]:+.2f}], "
