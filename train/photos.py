@@ -17,8 +17,8 @@ The GPU machine has no network: the pack is built on a machine with one and trav
 working tree as an ignored path (``carry``; it is kept under ``MAX_PACK_MIB``). Packages
 reserved for an independent evaluation (``RESERVED``) are never used.
 
-Photographs are told from drawings by a thumbnail's colour statistics (many distinct colours,
-no dominant flat colour, not grey); licences come from the package's machine-readable
+Photographs are told from drawings and renders by a thumbnail's statistics (many distinct
+colours, no large flat colour, not grey, enough fine detail); licences come from the package's machine-readable
 ``debian/copyright`` (the last ``Files:`` pattern matching the path) or, inside GCompris's
 resource archives, from the activity's ``README`` (``Copyright:/License:/Files:`` blocks).
 Photos under non-commercial or no-derivatives licences are left out.
@@ -234,15 +234,21 @@ def decode(data: bytes):
 
 
 def looks_like_photo(img) -> bool:
-    """Photographs: many distinct colours, no dominant flat colour, not grey, opaque."""
+    """Photographs: many distinct colours, no large flat colour, not grey, fine detail, opaque."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         alpha = np.asarray(img.convert("RGBA"))[..., 3]
         if (alpha < 250).mean() > 0.01:
             return False  # cut-outs and icons
+    import cv2
+
     thumb = np.asarray(img.convert("RGB").resize((64, 64)), dtype=np.int32)
     colours, counts = np.unique(thumb.reshape(-1, 3), axis=0, return_counts=True)
     saturation = (thumb.max(-1) - thumb.min(-1)).mean()
-    return len(colours) >= 1500 and counts.max() / counts.sum() < 0.1 and saturation >= 12
+    grey = np.asarray(img.convert("L").resize((256, 256)), dtype=np.float32)
+    detail = (np.abs(cv2.Laplacian(grey, cv2.CV_32F)) > 8).mean()  # smooth renders and gradients: ~0.01-0.05
+    # thresholds read off the packages' pictures: objects photographed on white keep up to ~30% of
+    # one colour; near-grey photos (saturation < 5) and flat drawings (few colours) fall out
+    return len(colours) >= 1200 and counts.max() / counts.sum() < 0.35 and saturation >= 5 and detail >= 0.07
 
 
 def average_hash(img) -> int:
