@@ -28,6 +28,11 @@ from glcic_fast.train.losses import (
 from glcic_fast.train.trainer import TrainOptions, Trainer, phase_of, train
 
 from conftest import DEVICES
+from glcic_fast.train.runtime import CUBLAS_WORKSPACE
+
+# cuBLAS reads its workspace setting when PyTorch first starts it: set it before any test uses
+# CUDA, so the deterministic CUDA tests here hold whichever test ran CUDA first.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 

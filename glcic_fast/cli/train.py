@@ -140,7 +140,8 @@ def run_budget(args, opts, resume, log) -> int:
             val_every_s=args.val_every, measure_s=min(30.0, 0.1 * args.time_budget),
             phase_shares=(1.0 - share, share / 5), compile=args.compile, log=log,
         )
-        result = trainer.run_budget()
+        # keep a little of the budget for the last validation, export and state save
+        result = trainer.run_budget(reserve_s=min(20.0, 0.1 * args.time_budget))
     except (ValueError, FileNotFoundError) as e:
         return error(NAME, str(e))
     best = result["best"]
