@@ -23,7 +23,8 @@
 #   4. a model card draft from all of the above                            -> $OUT/MODEL_CARD.md
 #   everything printed                                                     -> $OUT/train.log
 #
-# Knobs (environment): OUT (default: runs/gpu-out), PHOTOS (default: .photos), PYTHON,
+# Knobs (environment): OUT (default: runs/gpu-out), PHOTOS (default: .photos; a rehearsal makes
+# a tiny synthetic pack unless PHOTOS is set), PYTHON,
 # BATCH (64), EVAL_RESERVE_S (time kept for steps 3-5; default 75).
 # Exit status: 0 when training produced a model and the evaluation ran, else 1 (2: bad setup).
 set -u -o pipefail
@@ -74,11 +75,11 @@ if [ "$here" != "$(realpath glcic_fast)" ]; then
 fi
 
 # --- photos --------------------------------------------------------------------------------------
-PHOTOS=${PHOTOS:-.photos}
-if [ "$REHEARSE" = 1 ] && [ ! -d "$PHOTOS/train" ]; then
+if [ "$REHEARSE" = 1 ] && [ -z "${PHOTOS:-}" ]; then  # a rehearsal makes its own tiny pack unless given one
   PHOTOS=$(mktemp -d)/photos
   run_logged "$PYTHON" -m glcic_fast.train.photos synthetic --out "$PHOTOS" --per-split 4 || fail "synthetic photos failed"
 fi
+PHOTOS=${PHOTOS:-.photos}
 for split in train val test; do
   [ -d "$PHOTOS/$split" ] || fail "$PHOTOS/$split missing: build the pack first (python -m glcic_fast.train.photos build --out .photos) and carry .photos"
 done

@@ -43,6 +43,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes, atomic_write_data
+
 # package, registry, version (None: whatever the registry has), split
 SOURCES = (
     ("gcompris-qt-data", "debian", "3.1-2", "train"),
@@ -310,7 +312,8 @@ def build(out: Path, cache: Optional[Path] = None, log=print) -> dict[str, int]:
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{cand.package}__{cand.path}")[-120:]
             target = out / cand.split / (Path(name).stem + ".jpg")
             target.parent.mkdir(parents=True, exist_ok=True)
-            img.convert("RGB").crop(box).resize((w, h), Image.LANCZOS).save(target, quality=JPEG_QUALITY)
+            stored = img.convert("RGB").crop(box).resize((w, h), Image.LANCZOS)
+            atomic_write_bytes(target, lambda tmp, im=stored: im.save(tmp, format="JPEG", quality=JPEG_QUALITY))
             rows.append({"file": target.relative_to(out).as_posix(), "split": cand.split, "package": cand.package,
                          "version": cand.version, "path_in_package": cand.path, "licence": cand.licence,
                          "original_size": f"{img.size[0]}x{img.size[1]}", "stored_size": f"{w}x{h}"})
@@ -325,10 +328,11 @@ def build(out: Path, cache: Optional[Path] = None, log=print) -> dict[str, int]:
 
 def write_manifest(out: Path, rows: list[dict[str, str]]) -> None:
     fields = ["file", "split", "package", "version", "path_in_package", "licence", "original_size", "stored_size"]
-    with open(out / "manifest.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_data(out / "manifest.csv", table.getvalue())
     lines = ["# Photo pack", "", "| split | package | version | photos | licences |", "|---|---|---|---:|---|"]
     groups: dict[tuple[str, str, str], list[str]] = {}
     for r in rows:
@@ -336,7 +340,7 @@ def write_manifest(out: Path, rows: list[dict[str, str]]) -> None:
     for (split, package, version), licences in sorted(groups.items(), key=lambda kv: (SPLITS.index(kv[0][0]), kv[0][1])):
         summary = ", ".join(f"{lic} ({licences.count(lic)})" for lic in sorted(set(licences)))
         lines.append(f"| {split} | {package} | {version} | {len(licences)} | {summary} |")
-    (out / "SOURCES.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_data(out / "SOURCES.md", "\n".join(lines) + "\n")
 
 
 def synthetic(out: Path, per_split: int = 6, size: tuple[int, int] = (96, 80), seed: int = 0) -> Path:
@@ -355,7 +359,8 @@ def synthetic(out: Path, per_split: int = 6, size: tuple[int, int] = (96, 80), s
                 y, x = rng.integers(0, h - 16), rng.integers(0, w - 16)
                 img[y : y + 16, x : x + 16] = rng.uniform(0, 1, 3)
             name = f"{split}/synthetic_{i}.jpg"
-            Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(Path(out) / name, quality=JPEG_QUALITY)
+            pixels = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
+            atomic_write_bytes(Path(out) / name, lambda tmp, im=pixels: im.save(tmp, format="JPEG", quality=JPEG_QUALITY))
             rows.append({"file": name, "split": split, "package": "synthetic", "version": "0", "path_in_package": name,
                          "licence": "CC0-1.0 (generated)", "original_size": f"{w}x{h}", "stored_size": f"{w}x{h}"})
     write_manifest(Path(out), rows)
