@@ -138,7 +138,8 @@ class PhotoBank:
         masks = (rows[:, :, None] & cols[:, None, :]).float()[:, None]
         corners_c = torch.stack([ly, lx], 1)
         corners_d = torch.stack([self._integers(0, s - local, n), self._integers(0, s - local, n)], 1)
-        return images, masks, corners_c, corners_d, torch.full((n,), -1, dtype=torch.long, device=self.device)
+        # "skipped" stays on the CPU: the training loop reads it every step, and a GPU tensor would sync
+        return images, masks, corners_c, corners_d, torch.full((n,), -1, dtype=torch.long)
 
     def batches(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1):
         """Batches for steps [start, stop) of process ``rank``: what ``Trainer.make_loader`` yields."""

@@ -313,6 +313,8 @@ class Trainer:
         self.device = torch.device(placement.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            if not opts.deterministic:
+                torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN time its algorithms
         self.dist = setup_distributed(placement)
         if opts.batch_size % self.dist.world:
             raise ValueError(f"batch size {opts.batch_size} does not split over {self.dist.world} processes")
