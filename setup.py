@@ -42,7 +42,11 @@ setup(
         "safetensors>=0.4",
         "onnx>=1.15",
         "onnxruntime>=1.17",
-        "opencv-python-headless>=4.8",
+        # The contrib build: the same cv2 as opencv-python-headless plus the contrib modules
+        # (``glcic-fast eval``'s FSR_FAST baseline is cv2.xphoto). Only one OpenCV package may
+        # be installed in an environment (they all provide cv2), so we depend on the superset
+        # rather than adding contrib beside the main package.
+        "opencv-contrib-python-headless>=4.8",
         "pillow>=9",
         "tqdm>=4.60",
         "tabulate>=0.9",

@@ -11,13 +11,21 @@ independent Md for real photos).
 
 Runs survive: a training state (both networks, both optimisers, the AMP scaler, step,
 phase, RNG states, the mean pixel, the options, the image list) is written atomically every
-``save_every`` steps, at the end and on Ctrl-C / SIGTERM; ``resume`` continues bit-for-bit
-because every sample is a pure function of (seed, sample number), see ``data``. Each save also
-writes ``model.safetensors``, a glcic-fast checkpoint that ``glcic_fast.load`` reads directly.
+``save_every`` steps, at the end and on Ctrl-C / SIGTERM, as safetensors + JSON (``state``:
+reading it runs no code). ``resume`` continues bit-for-bit because every sample is a pure
+function of (seed, sample number), see ``data`` (on CUDA with ``deterministic``; see
+``runtime`` for what each device guarantees). A run killed at any point (even SIGKILL in the
+middle of a save) resumes from its last complete save: every file is written through
+``glcic_fast.atomic``, and ``log.jsonl`` is cut back to the resumed step so each step appears
+once. Each save also writes ``model.safetensors``, a glcic-fast checkpoint that
+``glcic_fast.load`` reads directly.
+
+Unreadable images (corrupt, truncated) are skipped with a warning naming them and counted in
+the log; the run stops with a clear error only when no image is left.
 
 Scale: mixed precision (bf16, or fp16 with a gradient scaler) on a GPU; several processes via
-``torchrun`` with DistributedDataParallel (nccl on GPUs, gloo on CPUs); images are decoded in
-data-loader worker processes.
+``torchrun`` with DistributedDataParallel (one GPU per process with NCCL, or gloo on CPUs; see
+``runtime``); images are decoded in data-loader worker processes.
 """
 
 from __future__ import annotations
@@ -39,17 +47,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write, remove_stale_temps
 from ..checkpoint import save_checkpoint
 from ..model import CompletionNetwork, ContextDiscriminator
-from .data import (
-    PhotoCropDataset,
-    StepBatchSampler,
-    compute_mean_pixel,
-    crop_boxes,
-    ignore_sigint_in_worker,
-    list_images,
-)
+from .data import PhotoCropDataset, StepBatchSampler, compute_mean_pixel, crop_boxes, list_images
 from .losses import (
     PAPER_ALPHA,
     completion_loss,
@@ -57,12 +58,17 @@ from .losses import (
     generator_adversarial_loss,
     joint_completion_loss,
 )
+from .runtime import Placement, make_deterministic, placement_here, seed_worker
+from .state import TrainStateError, load_state, save_state
 
 STATE_FORMAT = "glcic-fast-train-state"
-STATE_VERSION = 1
-STATE_FILE = "train_state.pt"
+STATE_VERSION = 2
+STATE_FILE = "train_state.safetensors"
+LEGACY_STATE_FILE = "train_state.pt"  # pickles: refused (see state)
 MODEL_FILE = "model.safetensors"
 LOG_FILE = "log.jsonl"
+SNAPSHOT_DIR = "snapshots"
+SAMPLE_DIR = "samples"
 OPTIMIZERS = ("adadelta", "adam")
 PAPER_ITERS = {"iters_c": 90_000, "iters_d": 10_000, "iters_total": 500_000}
 DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
@@ -70,6 +76,7 @@ DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
 # continues as it started.
 RESUMABLE_OVERRIDES = (
     "data", "out", "workers", "device", "save_every", "sample_every", "stop_after", "threads", "keep_snapshots", "progress",
+    "deterministic",
 )
 
 
@@ -96,6 +103,7 @@ class TrainOptions:
     workers: int = 4
     device: str = "auto"
     amp: bool = True  # mixed precision, GPU only
+    deterministic: bool = False  # bit-for-bit on CUDA too (see runtime); CPU always is
     save_every: int = 1000
     sample_every: int = 1000
     keep_snapshots: bool = False  # also keep snapshots/model_step*.safetensors at each save
@@ -219,26 +227,41 @@ class Distributed:
         return self.rank == 0
 
 
-def setup_distributed(device: torch.device) -> Distributed:
-    """Join the torchrun job described by the environment (if any)."""
+def setup_distributed(placement: Placement) -> Distributed:
+    """Join the torchrun job described by the environment (if any), on ``placement``'s backend."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(placement.backend)
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but this PyTorch sees no CUDA GPU; use --device cpu")
-        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
-    if name != "cpu":
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device("cpu")
+def truncate_log(path: Path, step: int) -> int:
+    """Cut ``log.jsonl`` back to the records of steps <= ``step`` (those a resume keeps).
+
+    A killed run may have logged steps after its last save (and half a line); the resumed
+    run trains those steps again, so without this they would appear twice. Returns the
+    number of lines dropped.
+    """
+    if not path.is_file():
+        return 0
+    lines = path.read_bytes().split(b"\n")
+    kept: list[bytes] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break  # a line cut by the kill: it and anything after it go
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
+            break
+        kept.append(line)
+    dropped = sum(1 for line in lines if line.strip()) - len(kept)
+    if dropped:
+        atomic_write(path, b"".join(line + b"\n" for line in kept))
+    return dropped
 
 
 class Trainer:
@@ -248,10 +271,13 @@ class Trainer:
         self.log = log
         state = None
         if resume:
-            state = torch.load(resume, map_location="cpu", weights_only=False)
-            if state.get("format") != STATE_FORMAT:
-                raise ValueError(f"{resume}: not a glcic-fast training state")
-            saved = TrainOptions(**state["options"])
+            state = load_state(resume)  # safetensors + JSON; TrainStateError names the problem
+            if state.get("format") != STATE_FORMAT or not isinstance(state.get("options"), dict):
+                raise TrainStateError(f"{resume}: not a glcic-fast training state")
+            try:
+                saved = TrainOptions(**state["options"])
+            except TypeError as e:
+                raise TrainStateError(f"{resume}: the saved options do not match this glcic-fast ({e})") from None
             for name in RESUMABLE_OVERRIDES:
                 setattr(saved, name, getattr(opts, name))
             if opts.iters_total is not None:
@@ -279,17 +305,29 @@ class Trainer:
         self.opts = opts
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        self.device = pick_device(opts.device, int(os.environ.get("LOCAL_RANK", "0")))
-        self.dist = setup_distributed(self.device)
+        if opts.deterministic:
+            make_deterministic()
+        placement = placement_here(opts.device)
+        if placement.note and int(os.environ.get("RANK", "0")) == 0:
+            self.log(f"note: {placement.note}")
+        self.device = torch.device(placement.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            if not opts.deterministic:
+                torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN time its algorithms
+        self.dist = setup_distributed(placement)
         if opts.batch_size % self.dist.world:
             raise ValueError(f"batch size {opts.batch_size} does not split over {self.dist.world} processes")
         self.local_batch = opts.batch_size // self.dist.world
         self.out = Path(opts.out)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for folder in (self.out, self.out / SNAPSHOT_DIR, self.out / SAMPLE_DIR):
+                remove_stale_temps(folder)  # left by a killed run: every write of ours is atomic
 
         root = Path(opts.data)
         files = list_images(root)
+        self.skipped: dict[int, str] = {}  # unreadable images met so far: index -> reason
         rel = [str(f.relative_to(root)) for f in files]
         if state is not None and state["options"].get("data_files") and rel != state["options"]["data_files"]:
             self.log(
@@ -321,15 +359,24 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             self.step = int(state["step"])
             self.elapsed = float(state.get("elapsed", 0.0))
-            self.mean = list(state["mean"])
+            self.mean = [float(m) for m in state["mean"]]
             restore_rng(state["rng"])
             self.log(f"resumed {resume} at step {self.step} (phase {phase_of(self.step, opts)})")
-        else:
+        if self.dist.is_main:
+            # A resumed run trains again the steps logged after its state; a new run starts a new log.
+            dropped = truncate_log(self.out / LOG_FILE, self.step)
+            if dropped:
+                self.log(f"log.jsonl: dropped {dropped} record(s) after step {self.step} (trained again now)")
+        if state is None:
             files_for_mean = files
             if len(files) > opts.mean_images:
                 pick = np.random.default_rng([opts.seed, 0x3EA7]).choice(len(files), opts.mean_images, replace=False)
                 files_for_mean = [files[i] for i in sorted(pick)]
-            self.mean = compute_mean_pixel(files_for_mean)
+            unreadable: list = []
+            self.mean = compute_mean_pixel(files_for_mean, skipped=unreadable)
+            index_of = {f: i for i, f in enumerate(files)}
+            for e in unreadable:
+                self.note_skipped(index_of[e.path], e.reason)
         self.mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
         if self.dist.world > 1:
@@ -340,6 +387,14 @@ class Trainer:
             self.discriminator_ddp: nn.Module = DDP(self.discriminator, device_ids=ids)
         else:
             self.completion_ddp, self.discriminator_ddp = self.completion, self.discriminator
+
+    def note_skipped(self, index: int, reason: str = "") -> None:
+        """Warn (once per file) that an unreadable image is skipped."""
+        if index < 0 or index in self.skipped:
+            return
+        self.skipped[index] = reason
+        if self.dist.is_main:
+            self.log(f"warning: skipping unreadable image {self.files[index]}{' (' + reason + ')' if reason else ''}")
 
     # ---- persistence -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -377,22 +432,30 @@ class Trainer:
             "local_size": o.local_size,
             "hole_range": [o.hole_min, o.hole_max],
             "scale_range": [o.scale_min or o.image_size, o.scale_max or (o.image_size * 3) // 2],
-            "training_images": len(self.files),
+            "training_images": len(self.files) - len(self.skipped),
+            "skipped_images": len(self.skipped),
             "training_seconds": round(self.elapsed, 1),
         }
 
-    def save(self) -> None:
-        """Write the training state and the completer checkpoint (rank 0; atomic)."""
+    def save(self, log_file=None) -> None:
+        """Write the completer checkpoint(s), then the training state (rank 0; each atomic).
+
+        The state is written last: it is the commit point. A run killed before it resumes
+        from the previous state and writes this step's checkpoints again (identically); the
+        log is on disk before it, so the log always reaches the saved step.
+        """
         if not self.dist.is_main:
             return
-        state = self.state_dict()
-        atomic_write_bytes(self.out / STATE_FILE, lambda tmp: torch.save(state, tmp))
         meta = self.model_metadata()
         save_checkpoint(self.completion, self.out / MODEL_FILE, mean=self.mean, **meta)
         if self.opts.keep_snapshots:
             save_checkpoint(
-                self.completion, self.out / "snapshots" / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
+                self.completion, self.out / SNAPSHOT_DIR / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
             )
+        if log_file is not None:
+            log_file.flush()
+            os.fsync(log_file.fileno())
+        save_state(self.out / STATE_FILE, self.state_dict())
 
     # ---- data ---------------------------------------------------------------------------
     def make_dataset(self, seed: int) -> PhotoCropDataset:
@@ -408,7 +471,8 @@ class Trainer:
             batch_sampler=sampler,
             num_workers=self.opts.workers,
             pin_memory=self.device.type == "cuda",
-            worker_init_fn=ignore_sigint_in_worker if self.opts.workers > 0 else None,
+            worker_init_fn=seed_worker if self.opts.workers > 0 else None,
+            generator=torch.Generator().manual_seed(self.opts.seed),
             persistent_workers=False,
             prefetch_factor=2 if self.opts.workers > 0 else None,
         )
@@ -420,7 +484,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def train_step(self, batch) -> dict[str, float]:
-        images, masks, corners_c, corners_d = (t.to(self.device, non_blocking=True) for t in batch)
+        images, masks, corners_c, corners_d = (t.to(self.device, non_blocking=True) for t in batch[:4])
         phase = phase_of(self.step, self.opts)
         local = self.opts.local_size
         inp = network_input(images, masks, self.mean_t)
@@ -489,10 +553,18 @@ class Trainer:
         rows = [shown, composite(images, out, masks), images]
         grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # 3 x (3S) x (count S)
         arr = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        path = self.out / "samples" / f"step{self.step:07d}.png"
+        path = self.out / SAMPLE_DIR / f"step{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+        atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
         return path
+
+    # ---- hooks for subclasses (budgeted runs) ---------------------------------------------
+    def after_step(self, losses: dict[str, float]) -> None:
+        """Called after each step (and its log record), before the save check."""
+
+    def should_stop(self) -> bool:
+        """True to stop (saving) after the current step, as Ctrl-C would."""
+        return False
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -522,6 +594,8 @@ class Trainer:
                 for batch in self.make_loader(stop):
                     t0 = time.perf_counter()
                     phase = phase_of(self.step, o)
+                    for index in batch[4].unique().tolist():
+                        self.note_skipped(int(index))
                     last = self.train_step(batch)
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
@@ -533,6 +607,8 @@ class Trainer:
                                   **{k: round(v, 6) for k, v in last.items()},
                                   "data_s": round(t0 - t_wait, 4), "step_s": round(t1 - t0, 4),
                                   "elapsed_s": round(self.elapsed, 2), "time": round(time.time(), 2)}
+                        if self.skipped:
+                            record["skipped_files"] = len(self.skipped)
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
                     if progress is not None:
@@ -540,16 +616,17 @@ class Trainer:
                         progress.update(1)
                     if o.sample_every and self.step % o.sample_every == 0:
                         self.write_samples()
-                    want_stop = stop_request.requested
+                    self.after_step(last)
+                    want_stop = stop_request.requested or self.should_stop()
                     if self.dist.world > 1:  # every process stops at the same step
                         flag = torch.tensor([1.0 if want_stop else 0.0])
                         dist.all_reduce(flag)
                         want_stop = bool(flag.item() > 0)
                     if self.step % o.save_every == 0 or self.step == stop or want_stop:
-                        self.save()
+                        self.save(log_file)
                     if want_stop:
                         stopped = True
-                        if self.dist.is_main:
+                        if self.dist.is_main and stop_request.requested:
                             self.log(f"stop requested: saved at step {self.step}; continue with --resume")
                         break
                     t_wait = time.perf_counter()
