@@ -368,11 +368,11 @@ def network_kinds(plans, compile_only: bool = False) -> list:
 
 
 def modelled_network_ms(plan: str, batch: int, size: int, precision: str) -> Optional[float]:
-    from glcic_fast.kernels import latency_model
+    from glcic_fast.kernels import latency_table
 
     if precision == "fp32":
         return None
-    return sum(r["model_us"] for r in latency_model.model_network(batch, size, precision, plan)) / 1000
+    return sum(r["model_us"] for r in latency_table.model_network(batch, size, precision, plan)) / 1000
 
 
 def _precompile_case(case: tuple) -> str:

@@ -60,11 +60,16 @@ if [ "$MODE" = rehearse ]; then
   RESULTS=$(mktemp -d)
   # bf16: the torch backend has no fp16 convolutions on the CPU
   SIZES_FIRST=4; SIZES_REST=4; BATCHES_FIRST=1; BATCHES_REST=1; DTYPE=bf16; DEVICE=cpu
-  LAYER_ARGS=(--rehearse --layers 1,5,13,17)
+  PRECOMPILE_SIZES=4
+  LAYER_ARGS=(--rehearse --layers 1,13,17)
   NET_ARGS=(--rehearse)
-  PARITY_TESTS=(tests/test_kernels_plans.py -k "production or reject or small_batch_backend")
+  # the production tiles once each, on a small image (the negative controls and the rest of
+  # the kernel tests run in CI's own pytest run)
+  PARITY_TESTS=(tests/test_kernels_plans.py -k "production")
   REST_TESTS=(tests/test_kernels_plans.py -k "committed or bench_variant")
-  BENCH_BACKENDS=triton,triton-small-batch,torch-fp32; BENCH_SIZES=4x4; BENCH_BATCHES=1; BENCH_DEVICE=cpu
+  # one timed call each: the command and its report are what is rehearsed, not the numbers
+  BENCH_BACKENDS=triton-small-batch,torch-fp32; BENCH_SIZES=4x4; BENCH_BATCHES=1; BENCH_DEVICE=cpu
+  BENCH_CALLS=(--warmup 0 --iters 1)
   COMPILE_ARG=()
 else
   GPU_NAME=$("$PYTHON" -c "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" 2>/dev/null)
@@ -74,11 +79,13 @@ else
   fi
   RESULTS=bench/results
   SIZES_FIRST=256; SIZES_REST=512; BATCHES_FIRST=1,32; BATCHES_REST=1,32; DTYPE=fp16; DEVICE=cuda
+  PRECOMPILE_SIZES=$SIZES_FIRST,$SIZES_REST
   LAYER_ARGS=(); NET_ARGS=(); COMPILE_ARG=(--compile)
   PARITY_TESTS=(tests/test_kernels_plans.py tests/test_kernels.py)
   REST_TESTS=(tests/ --deselect tests/test_kernels_plans.py --deselect tests/test_kernels.py)
   BENCH_BACKENDS=triton,triton-small-batch,torch-fp16,torch-compile,torch-bf16,triton-bf16,torch-fp32,onnxruntime,tensorrt
   BENCH_SIZES=256x256,512x512; BENCH_BATCHES=1,8,32; BENCH_DEVICE=cuda
+  BENCH_CALLS=(--warmup 1 --iters 3)
 fi
 SLUG=$(printf '%s' "${GPU_NAME:-no-gpu}" | tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9]+/-/g; s/^-+//; s/-+$//')
 STEM="$RESULTS/${SLUG}-$(date +%Y-%m-%d)"
@@ -86,7 +93,7 @@ STEM="$RESULTS/${SLUG}-$(date +%Y-%m-%d)"
 if [ "$MODE" = dry ]; then
   echo "plan (GPU: ${GPU_NAME:-none visible}; results: $STEM-*; budget ${BUDGET_S}s; $JOBS compile jobs):"
   echo "  1. $PYTHON -m pip install --no-deps --no-build-isolation -e ."
-  echo "  2. $PYTHON bench/bench_layers.py --precompile --jobs $JOBS --sizes $SIZES_FIRST,$SIZES_REST --batches $BATCHES_FIRST"
+  echo "  2. $PYTHON bench/bench_layers.py --precompile --jobs $JOBS --sizes $PRECOMPILE_SIZES --batches $BATCHES_FIRST"
   echo "  3. $PYTHON -m pytest ${PARITY_TESTS[*]}"
   echo "  4. $PYTHON bench/bench_layers.py --no-layers --sizes $SIZES_FIRST --batches $BATCHES_FIRST (both plans, torch eager)"
   echo "  5. $PYTHON -m pytest ${REST_TESTS[*]}; bench_layers.py per layer + 512 + --compile; glcic_fast.bench --backends $BENCH_BACKENDS"
@@ -128,7 +135,7 @@ step install 120 "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e .
 
 # --- 2. compile every plan's kernels in parallel --------------------------------------------
 step precompile 150 "${LAYERS[@]}" "${NET_ARGS[@]}" --precompile --jobs "$JOBS" \
-  --sizes "$SIZES_FIRST,$SIZES_REST" --batches "$BATCHES_FIRST"
+  --sizes "$PRECOMPILE_SIZES" --batches "$BATCHES_FIRST"
 
 # --- 3. parity of the production kernels ---------------------------------------------------
 step parity 120 "${PYTEST[@]}" "${PARITY_TESTS[@]}"
@@ -145,7 +152,7 @@ step network-rest 60 "${LAYERS[@]}" "${NET_ARGS[@]}" --no-layers --sizes "$SIZES
   "${COMPILE_ARG[@]}" --json "$STEM-network-rest.json" --markdown "$STEM-network-rest.md" --time-budget 45
 left=$(( $(remaining) - 15 ))
 step bench "$left" "$PYTHON" -m glcic_fast.bench --device "$BENCH_DEVICE" --backends "$BENCH_BACKENDS" \
-  --sizes "$BENCH_SIZES" --batch-sizes "$BENCH_BATCHES" --mode network --warmup 1 --iters 3 --max-iters 100 \
+  --sizes "$BENCH_SIZES" --batch-sizes "$BENCH_BATCHES" --mode network "${BENCH_CALLS[@]}" --max-iters 100 \
   --no-progress --time-budget "$(( left > 40 ? left - 30 : 10 ))" --json "$STEM-bench.json" --markdown "$STEM-bench.md"
 
 echo "== [$(( SECONDS - START_S ))s] done (exit $status). Results:"

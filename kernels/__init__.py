@@ -6,7 +6,8 @@
   written straight into the interleaved output.
 - ``configs``: autotune candidates, the default tile rule, and the interpreter switch.
 - ``plan``: the launch plans ("default", "small-batch"): the tile every layer runs with.
-- ``latency_model``: modelled per-layer time on an H200, printed beside measured times.
+- ``latency_model``: modelled per-layer time on an H200, printed beside measured times
+  (``latency_table``: its per-plan tables; ``shapes``: the launch problems and tiles both speak).
 - ``parity``: pass/fail criteria against a float32 reference that scale with the signal.
 - ``aot_proof``: compile every variant the backend launches for sm_90 / sm_80 without a GPU.
 

@@ -19,11 +19,12 @@ import pytest  # noqa: E402
 
 triton = pytest.importorskip("triton", reason="Triton is not installed")
 
+from glcic_fast.kernels import latency_model, latency_table, parity  # noqa: E402
+from glcic_fast.kernels import plan as plans  # noqa: E402
+
 from glcic_fast import kernels  # noqa: E402
 from glcic_fast.backends.triton_backend import TritonBackend  # noqa: E402
 from glcic_fast.folding import FoldedNetwork  # noqa: E402
-from glcic_fast.kernels import latency_model, parity  # noqa: E402
-from glcic_fast.kernels import plan as plans  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ON_GPU = torch.cuda.is_available() and not kernels.INTERPRETER_MODE
@@ -101,8 +102,8 @@ def test_latency_model_table_is_committed_and_current():
     """The committed 256x256 batch-1 model table is what the model computes today, and shows
     both plans per layer (CTAs, waves, modelled time)."""
     path = REPO / "bench" / "results" / "latency-model-h200-256x256-b1-fp16.md"
-    assert path.read_text(encoding="utf-8") == latency_model.markdown_table(1, 256, "fp16")
-    rows = {p: latency_model.model_network(1, 256, "fp16", p) for p in plans.PLANS}
+    assert path.read_text(encoding="utf-8") == latency_table.markdown_table(1, 256, "fp16")
+    rows = {p: latency_table.model_network(1, 256, "fp16", p) for p in plans.PLANS}
     for p, layers in rows.items():
         assert len(layers) == 17 and all(r["model_us"] > latency_model.H200.launch_us for r in layers)
     h4 = [r for r in rows["small-batch"] if r["layer"] in range(5, 13)]

@@ -36,7 +36,7 @@ from torch import nn
 from ..atomic import atomic_write, atomic_write_data
 from ..checkpoint import save_checkpoint
 from .resident import PhotoBank
-from .trainer import LOG_FILE, TrainOptions, Trainer, composite, network_input
+from .trainer import LOG_FILE, Trainer, TrainOptions, composite, network_input
 
 EXPORT_MODEL = "model.safetensors"
 EXPORT_SUMMARY = "summary.json"

@@ -26,6 +26,11 @@ the log; the run stops with a clear error only when no image is left.
 Scale: mixed precision (bf16, or fp16 with a gradient scaler) on a GPU; several processes via
 ``torchrun`` with DistributedDataParallel (one GPU per process with NCCL, or gloo on CPUs; see
 ``runtime``); images are decoded in data-loader worker processes.
+
+The run's options are in ``options``, its process plumbing (RNG, stop signals, torchrun, the
+log) in ``process``, the saved state's format in ``state``, the touches a finished network
+gets in ``finish``. What is left here (~480 lines) is one object: the ``Trainer`` with its
+networks, optimisers and counters, kept whole so the loop reads top to bottom.
 """
 
 from __future__ import annotations
@@ -34,11 +39,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -51,14 +53,24 @@ from ..atomic import atomic_write, remove_stale_temps
 from ..checkpoint import save_checkpoint
 from ..model import CompletionNetwork, ContextDiscriminator
 from .data import PhotoCropDataset, StepBatchSampler, compute_mean_pixel, crop_boxes, list_images
+from .finish import network_input, recalibrate_batchnorm, zero_unreached_dilated_taps  # noqa: F401 (re-exported)
 from .losses import (
-    PAPER_ALPHA,
     completion_loss,
     discriminator_loss,
     generator_adversarial_loss,
     joint_completion_loss,
 )
-from .runtime import Placement, make_deterministic, placement_here, seed_worker
+from .options import (  # noqa: F401 (re-exported: the run's options and schedule)
+    DEFAULT_LR,
+    OPTIMIZERS,
+    PAPER_ITERS,
+    RESUMABLE_OVERRIDES,
+    TrainOptions,
+    phase_of,
+    steps_per_phase,
+)
+from .process import StopRequest, capture_rng, restore_rng, setup_distributed, truncate_log
+from .runtime import make_deterministic, placement_here, seed_worker
 from .state import TrainStateError, load_state, save_state
 
 STATE_FORMAT = "glcic-fast-train-state"
@@ -69,199 +81,15 @@ MODEL_FILE = "model.safetensors"
 LOG_FILE = "log.jsonl"
 SNAPSHOT_DIR = "snapshots"
 SAMPLE_DIR = "samples"
-OPTIMIZERS = ("adadelta", "adam")
-PAPER_ITERS = {"iters_c": 90_000, "iters_d": 10_000, "iters_total": 500_000}
-DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
-# Options a resumed run may change; everything else comes from the saved state so the run
-# continues as it started.
-RESUMABLE_OVERRIDES = (
-    "data", "out", "workers", "device", "save_every", "sample_every", "stop_after", "threads", "keep_snapshots", "progress",
-    "deterministic",
-)
-
-
-@dataclass
-class TrainOptions:
-    """Every knob of a run. Defaults are the paper's (256-pixel crops, batch 96, ...)."""
-
-    data: str = ""
-    out: str = "runs/glcic"
-    image_size: int = 256
-    local_size: int = 128
-    hole_min: int = 96
-    hole_max: int = 128
-    scale_min: Optional[int] = None  # short side drawn from [scale_min, scale_max];
-    scale_max: Optional[int] = None  # default [1, 1.5] x image_size, the paper's [256, 384]
-    # Phase lengths; None means the paper's (new run) or the saved run's (resume).
-    iters_c: Optional[int] = None
-    iters_d: Optional[int] = None
-    iters_total: Optional[int] = None
-    batch_size: int = 96  # global: split evenly over the processes of a torchrun job
-    alpha: float = PAPER_ALPHA
-    optimizer: str = "adadelta"
-    lr: Optional[float] = None  # default: 1.0 for ADADELTA, 1e-4 for Adam
-    workers: int = 4
-    device: str = "auto"
-    amp: bool = True  # mixed precision, GPU only
-    deterministic: bool = False  # bit-for-bit on CUDA too (see runtime); CPU always is
-    save_every: int = 1000
-    sample_every: int = 1000
-    keep_snapshots: bool = False  # also keep snapshots/model_step*.safetensors at each save
-    seed: int = 0
-    mean_images: int = 2000  # the mean pixel is computed from up to this many images
-    stop_after: Optional[int] = None  # stop (saving) once this step is reached
-    threads: Optional[int] = None  # torch intra-op threads (CPU)
-    progress: bool = True
-    data_files: list = field(default_factory=list)  # filled in: the image list, relative to data
-
-    def fill_paper_iters(self) -> None:
-        for name, value in PAPER_ITERS.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-
-    def validate(self) -> None:
-        self.fill_paper_iters()
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if min(self.iters_c, self.iters_d) < 0 or self.iters_total < self.iters_c + self.iters_d:
-            raise ValueError(
-                f"need iters_c, iters_d >= 0 and iters_total >= iters_c + iters_d, "
-                f"got {self.iters_c}, {self.iters_d}, {self.iters_total}"
-            )
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be positive, got {self.batch_size}")
-        if self.image_size % 64 or self.local_size % 32:
-            raise ValueError(
-                "the context discriminator needs image_size a multiple of 64 and local_size a multiple "
-                f"of 32 (six and five stride-2 convs), got {self.image_size} and {self.local_size}"
-            )
-        if self.save_every < 1 or self.sample_every < 0:
-            raise ValueError("save_every must be >= 1 and sample_every >= 0")
-
-    @property
-    def learning_rate(self) -> float:
-        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
-
-
-def phase_of(step: int, opts: TrainOptions) -> int:
-    """Which phase the step with this (0-based) number belongs to: 1, 2 or 3."""
-    if step < opts.iters_c:
-        return 1
-    if step < opts.iters_c + opts.iters_d:
-        return 2
-    return 3
-
-
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
 
 
-def network_input(images: torch.Tensor, masks: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """The paper's input: (image - mean) with the hole zeroed, and the mask (N, 4, H, W)."""
-    return torch.cat([(images - mean) * (1.0 - masks), masks], dim=1)
-
-
 def composite(images: torch.Tensor, completed: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Known pixels from the photo, hole pixels from the network."""
     return images * (1.0 - masks) + completed * masks
-
-
-def capture_rng() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class StopRequest:
-    """Ctrl-C / SIGTERM ask for a clean stop: finish the step, save, exit.
-
-    A second Ctrl-C raises ``KeyboardInterrupt`` at once (no save: the state may be mid-step).
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, _frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading_is_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(placement: Placement) -> Distributed:
-    """Join the torchrun job described by the environment (if any), on ``placement``'s backend."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(placement.backend)
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def truncate_log(path: Path, step: int) -> int:
-    """Cut ``log.jsonl`` back to the records of steps <= ``step`` (those a resume keeps).
-
-    A killed run may have logged steps after its last save (and half a line); the resumed
-    run trains those steps again, so without this they would appear twice. Returns the
-    number of lines dropped.
-    """
-    if not path.is_file():
-        return 0
-    lines = path.read_bytes().split(b"\n")
-    kept: list[bytes] = []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            break  # a line cut by the kill: it and anything after it go
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step:
-            break
-        kept.append(line)
-    dropped = sum(1 for line in lines if line.strip()) - len(kept)
-    if dropped:
-        atomic_write(path, b"".join(line + b"\n" for line in kept))
-    return dropped
 
 
 class Trainer:
@@ -638,13 +466,6 @@ class Trainer:
         return {"step": self.step, "stopped": stopped, "losses": last}
 
 
-def steps_per_phase(step: int, o: TrainOptions) -> dict[str, int]:
-    """How many of the first ``step`` steps each phase got."""
-    c = min(step, o.iters_c)
-    d = min(max(step - o.iters_c, 0), o.iters_d)
-    return {"completion": c, "discriminator": d, "joint": max(step - o.iters_c - o.iters_d, 0)}
-
-
 def train(opts: TrainOptions, resume: Optional[str] = None, log=print) -> dict[str, Any]:
     """Train (or resume) a run; returns ``{"step", "stopped", "losses"}``."""
     trainer = Trainer(opts, resume=resume, log=log)
@@ -655,55 +476,3 @@ def train(opts: TrainOptions, resume: Optional[str] = None, log=print) -> dict[s
             dist.destroy_process_group()
 
 
-def recalibrate_batchnorm(
-    network: CompletionNetwork, dataset: PhotoCropDataset, mean, batches: int = 32, batch_size: int = 16
-) -> CompletionNetwork:
-    """Re-estimate the BatchNorm running statistics of ``network`` with its final weights.
-
-    Training keeps exponential averages (momentum 0.1) of batch statistics taken while the
-    weights were still moving; averaging the statistics of ``batches`` fresh training batches
-    with the weights frozen matches what the network sees at inference (evaluation mode) more
-    closely. Weights are not touched. Returns ``network`` (in eval mode).
-    """
-    bns = [m for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved_momentum = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    network.train()
-    with torch.no_grad():
-        for b in range(batches):
-            items = [dataset[b * batch_size + i] for i in range(batch_size)]
-            images = torch.stack([it[0] for it in items])
-            masks = torch.stack([it[1] for it in items])
-            network(network_input(images, masks, mean_t))
-    for m, mom in zip(bns, saved_momentum):
-        m.momentum = mom
-    return network.eval()
-
-
-def zero_unreached_dilated_taps(network: CompletionNetwork, image_size: int) -> list[int]:
-    """Zero the off-centre taps of dilated convs that training at ``image_size`` never reached.
-
-    At 64x64 the dilated layers run on 16x16 maps, so a dilation-16 conv's off-centre taps
-    always read zero padding: they get no gradient and keep their random initial values. On
-    larger images those random taps suddenly see features and print noise. Zeroing them leaves
-    the network's output at the training size exactly as it was and makes larger inputs behave
-    like the trained function. Returns the indices of the layers changed.
-    """
-    changed = []
-    for i, block in enumerate(network.layers):
-        spec = block.spec
-        if spec.transposed or spec.dilation <= 1:
-            continue
-        # Feature-map side at this layer: the network halves twice before the dilated stack.
-        side = image_size // 4
-        reach = spec.dilation * (spec.kernel - 1) // 2
-        if reach >= side:
-            with torch.no_grad():
-                centre = block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2].clone()
-                block.conv.weight.zero_()
-                block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2] = centre
-            changed.append(i)
-    return changed
