@@ -23,6 +23,7 @@ setup(
         "glcic_fast.cli",
         "glcic_fast.export",
         "glcic_fast.kernels",
+        "glcic_fast.serving",
         "glcic_fast.train",
         "glcic_fast.weights_import",
     ],
@@ -51,8 +52,16 @@ setup(
         "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
         "import": ["torchfile>=0.1"],
         "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
+        # Talking to a Triton Inference Server: glcic_fast.client, glcic-fast bench-serve.
+        "client": ["tritonclient[http,grpc]>=2.41"],
+        # glcic-fast serve: the client, plus nothing here for the server itself, which runs from
+        # its own venv (nvidia-pytriton's python backend needs numpy<2; serve creates that venv).
+        "serve": ["tritonclient[http,grpc]>=2.41"],
+        # Only for an environment dedicated to serving: the server in this very environment.
+        # It pins numpy<2 here (glcic-fast itself runs on numpy 1 or 2).
+        "triton-server": ["nvidia-pytriton==0.7.0", "numpy>=1.23,<2", "tritonclient[http,grpc]>=2.41"],
         "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
-                 "import-linter>=2.0"],
+                 "import-linter>=2.0", "tritonclient[http,grpc]>=2.41"],
     },
     entry_points={"console_scripts": ["glcic-fast=glcic_fast.cli:main"]},
 )
