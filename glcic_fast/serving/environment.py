@@ -115,8 +115,16 @@ class ServerEnvironment:
 
     def check_runtime(self, runtime: str, device: str = "cpu") -> None:
         """Raise ``ServerSetupError`` if this environment cannot run a repository's network."""
-        if self.env_dir is None or runtime != "onnxruntime":
-            return  # a tritonserver on PATH brings its own Python: docs/triton-server.md says what it needs
+        if self.env_dir is None:
+            return  # a tritonserver on PATH brings its own backends and Python: docs/triton-server.md
+        if runtime == "tensorrt":
+            raise ServerSetupError(
+                "the tritonserver of nvidia-pytriton has no TensorRT backend: serve an engine's repository with "
+                "NVIDIA's container or a full Triton install (--tritonserver /opt/tritonserver/bin/tritonserver), "
+                "or export the checkpoint with --runtime onnxruntime"
+            )
+        if runtime != "onnxruntime":
+            return
         have = self.versions.get("onnxruntime-gpu" if device == "cuda" else "onnxruntime") or self.versions.get("onnxruntime-gpu")
         if not have:
             package = "onnxruntime-gpu" if device == "cuda" else "onnxruntime"
