@@ -175,7 +175,9 @@ def format_markdown(report: dict) -> str:
         "",
         f"- Date {machine.get('date')}, commit {(machine.get('git_commit') or 'unknown')[:10]}"
         f"{'+dirty' if machine.get('git_dirty') else ''}; client side: numpy {machine.get('numpy')}, "
-        f"onnxruntime {machine.get('onnxruntime')}",
+        f"onnxruntime {machine.get('onnxruntime')}"
+        + (f"; 1-min load average {machine['load_average_1min'][0]:.1f} before, {machine['load_average_1min'][1]:.1f} after "
+           "(the machine is shared)" if all(v is not None for v in machine.get("load_average_1min") or [None]) else ""),
         f"- Server: {server.get('server') or server.get('url')}"
         + (f" (numpy {versions.get('numpy')}, onnxruntime {versions.get('onnxruntime')})" if versions else "")
         + "; network runtime: onnxruntime in Triton's python backend, CPU, fp32; client and server on this machine",

@@ -4,6 +4,7 @@ in-process API (the library is ``glcic_fast.bench.serving``)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .common import UsageError
@@ -75,6 +76,7 @@ def run(args) -> int:
         raise UsageError("--requests must be >= 1")
     from ..serving import ServerSetupError
 
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         result = serve_benchmark(args.model, (h, w), concurrencies, args.requests, protocols, [modes[b] for b in batching],
                                  url=url, server_env=args.server_env, threads=args.threads)
@@ -82,6 +84,8 @@ def run(args) -> int:
         print(f"glcic-fast {NAME}: error: {e}")
         return 1
     machine = machine_info("cpu")
+    # The machine may be shared: the 1-minute load average around the run says how much.
+    machine["load_average_1min"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
     settings = {"size": [h, w], "concurrency": concurrencies, "requests": args.requests, "protocols": protocols,
                 "batching": batching, "threads": args.threads, "model": args.model}
     report = report_dict(result, machine, settings)

@@ -166,11 +166,11 @@ def resolve_runtime(source: Any, runtime: str) -> str:
         return "tensorrt"
     if runtime != "auto":
         return runtime
+    import importlib.util
+
     from ..tensorrt_env import current_gpu
 
-    try:
-        import tensorrt  # noqa: F401  (only asking whether it is installed)
-    except ImportError:
+    if importlib.util.find_spec("tensorrt") is None:  # asking, not importing (that takes seconds)
         return "onnxruntime"
     return "tensorrt" if current_gpu() is not None else "onnxruntime"
 
