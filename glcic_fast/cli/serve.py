@@ -130,8 +130,8 @@ def run(args) -> int:
                 print(f"glcic-fast {NAME}: error: {e}", file=sys.stderr)
                 return 1
             _print_ready(endpoints, model, manifest, repository, time.perf_counter() - t0, triton)
-            code = triton.process.wait() if triton.process else 0
-            print(f"glcic-fast {NAME}: tritonserver exited with status {code}:\n{triton.log_tail()}", file=sys.stderr)
+            status = triton.process.wait() if triton.process else None
+            print(f"glcic-fast {NAME}: tritonserver exited with status {status}:\n{triton.log_tail()}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print(f"\nstopping (in-flight requests get up to {args.exit_timeout} s) ...", flush=True)

@@ -43,7 +43,7 @@ def make_session(path: str, device: str, threads: int, device_id: int = 0):
                 f"onnxruntime {ort.__version__} in the server's Python has no CUDA execution provider "
                 "(install onnxruntime-gpu there, or export with --device cpu)"
             )
-        providers = [("CUDAExecutionProvider", {"device_id": device_id})]
+        providers: list = [("CUDAExecutionProvider", {"device_id": device_id})]
     else:
         providers = ["CPUExecutionProvider"]
     return ort.InferenceSession(path, options, providers=providers)

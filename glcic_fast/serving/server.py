@@ -145,9 +145,10 @@ class TritonServer:
             self._workdir = Path(tempfile.mkdtemp(prefix="glcic-serve-"))
             if self._own_log:
                 self.log_path = self._workdir / "tritonserver.log"
-        backends: Optional[Path] = self._workdir / "backends"
-        if not backends.exists():  # kept across restarts: a dying stub may still hold its file
-            backends = self.server.prepare_backends(backends)
+        folder = self._workdir / "backends"
+        # Prepared once and kept across restarts (a dying stub may still hold its file); None
+        # for a server that brings its own backends.
+        backends = folder if folder.exists() else self.server.prepare_backends(folder)
         attempts = 3 if 0 in self.ports else 1  # free ports can be taken between choosing and binding
         for attempt in range(attempts):
             chosen = iter(free_ports(self.ports.count(0), self.host))
@@ -156,7 +157,7 @@ class TritonServer:
             self._spawn(backends)
             try:
                 self.wait_ready(timeout)
-                self.ports = tuple(ports)  # a restart comes back on the same ports
+                self.ports = (ports[0], ports[1], ports[2])  # a restart comes back on the same ports
                 return self.endpoints
             except ServerStartError as e:
                 self.stop()
@@ -166,8 +167,6 @@ class TritonServer:
         raise AssertionError("unreachable")
 
     def _spawn(self, backends: Optional[Path]) -> None:
-        if backends is not None and not backends.exists():
-            backends = None  # a server that brings its own backends
         assert self.endpoints is not None and self.log_path is not None
         e = self.endpoints
         args = [
