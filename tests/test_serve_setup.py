@@ -107,3 +107,20 @@ def test_repository_detection(tmp_path):
     assert prepare_repository(tmp_path, tmp_path / "work") == (Path(tmp_path), None)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         prepare_repository(tmp_path / "nothing.safetensors", tmp_path / "work")
+
+
+def test_wheel_server_refuses_tensorrt_and_needs_onnxruntime(tmp_path):
+    """nvidia-pytriton's tritonserver has the python backend only: an engine's repository is
+    refused before anything is exported, and the onnxruntime runtime needs onnxruntime there."""
+    from glcic_fast.serving import ServerEnvironment
+
+    wheel = ServerEnvironment(tmp_path / "bin" / "tritonserver", "test", env_dir=tmp_path, python="3.11",
+                              versions={"numpy": "1.26.4", "onnxruntime": None})
+    with pytest.raises(ServerSetupError, match="no TensorRT backend"):
+        wheel.check_runtime("tensorrt")
+    with pytest.raises(ServerSetupError, match="pip install onnxruntime"):
+        wheel.check_runtime("onnxruntime")
+    wheel.versions["onnxruntime"] = "1.32.0"
+    wheel.check_runtime("onnxruntime")  # fine now
+    on_path = ServerEnvironment(tmp_path / "tritonserver", "on PATH")
+    on_path.check_runtime("tensorrt")  # a full Triton brings its own backends

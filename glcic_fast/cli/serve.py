@@ -79,6 +79,18 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _runtime_for(args, server) -> str:
+    """The runtime to export with. ``auto`` follows export-triton-server (TensorRT for an engine,
+    and for a checkpoint where TensorRT and a GPU are), except that the nvidia-pytriton server
+    has no TensorRT backend: a checkpoint then goes to onnxruntime."""
+    from ..export.triton_server import resolve_runtime
+    from ..resolve import is_engine_path
+
+    if args.runtime == "auto" and server.env_dir is not None and not is_engine_path(args.model):
+        return "onnxruntime"
+    return resolve_runtime(args.model, args.runtime)
+
+
 def client_one_liner(http_url: str, model: str) -> str:
     return (
         "python -c \"import numpy as np; from PIL import Image; from glcic_fast.client import Client; "
@@ -89,7 +101,7 @@ def client_one_liner(http_url: str, model: str) -> str:
 
 def run(args) -> int:
     from ..serving import ServerSetupError, ServerStartError, TritonServer, create_server_env, default_env_dir
-    from ..serving import find_server, prepare_repository
+    from ..serving import find_server, is_repository, prepare_repository
 
     for port in (args.http_port, args.grpc_port, args.metrics_port):
         if not 0 <= port <= 65535:
@@ -103,9 +115,16 @@ def run(args) -> int:
     except ServerSetupError as e:
         print(f"glcic-fast {NAME}: error: {e}", file=sys.stderr)
         return 1
+    options = repository_options(args)
+    try:
+        if not is_repository(args.model):
+            options["runtime"] = _runtime_for(args, server)
+            server.check_runtime(options["runtime"], args.device)  # before a possibly long export
+    except ServerSetupError as e:
+        print(f"glcic-fast {NAME}: error: {e}", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="glcic-serve-") as workdir:
         t0 = time.perf_counter()
-        options = repository_options(args)
         repository, manifest = prepare_repository(args.model, workdir, **options)
         if repository != Path(args.model or "") and manifest:
             print(f"exported {manifest['source']} -> {manifest['runtime']} model repository ({time.perf_counter() - t0:.1f} s)")
