@@ -74,7 +74,9 @@ def served(repository, server_env):
 def local():
     import glcic_fast
 
-    return glcic_fast.load()  # the packaged model on this machine's default backend (onnxruntime on a CPU)
+    # The packaged model on what the served repository runs: onnxruntime on the CPU (also what
+    # glcic_fast.load() picks by itself on a machine without a GPU).
+    return glcic_fast.load(backend="onnxruntime", device="cpu")
 
 
 def make_case(rng, h, w, kind="rect"):
