@@ -363,6 +363,41 @@ def test_serve_command_starts_serves_and_stops_on_ctrl_c(repository, server_env,
         socket.create_connection((host, int(port)), timeout=2).close()  # nothing listens any more
 
 
+def test_server_stops_when_its_parent_dies(repository, server_env, tmp_path):
+    """A process that started a server and was killed (no cleanup ran) leaves no server behind."""
+    script = (
+        "import sys, time\n"
+        "from glcic_fast.serving import TritonServer, server_from_env, ServerEnvironment\n"
+        "from pathlib import Path\n"
+        f"server = server_from_env({str(server_env.env_dir)!r}) if {server_env.env_dir is not None} else "
+        f"ServerEnvironment(Path({str(server_env.tritonserver)!r}), 'PATH')\n"
+        f"t = TritonServer({str(repository)!r}, server, http_port=0, grpc_port=0, metrics_port=0)\n"
+        "t.start()\n"
+        "print(t.process.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    # The killed parent cannot remove its work folder: keep it in pytest's temporary folder.
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        server_pid = int(parent.stdout.readline())
+    finally:
+        parent.kill()  # SIGKILL: nothing of ours runs in it any more
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running(server_pid):
+        time.sleep(0.2)
+    assert not _running(server_pid), "the server outlived the process that started it"
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_bench_serve_against_running_server(served):
     from glcic_fast.bench.serving import markdown_table, serve_benchmark
 
