@@ -402,12 +402,12 @@ def test_bench_serve_against_running_server(served):
     from glcic_fast.bench.serving import markdown_table, serve_benchmark
 
     e = served.endpoints
-    result = serve_benchmark(size=(32, 32), concurrencies=(1, 2), requests=4,
+    result = serve_benchmark(size=(32, 32), concurrencies=(1, 2), requests=4, rounds=2,
                              url={"http": e.http_url, "grpc": e.grpc_url}, log=lambda line: None)
     rows = result["rows"]
-    assert [(r["target"], r["concurrency"]) for r in rows] == [
-        ("in-process API (onnxruntime)", 1), ("in-process API (onnxruntime)", 2),
-        ("triton http", 1), ("triton http", 2), ("triton grpc", 1), ("triton grpc", 2)]
+    assert [(r["target"], r["concurrency"], r["requests"]) for r in rows] == [
+        ("in-process API (onnxruntime)", 1, 4), ("triton http", 1, 4), ("triton grpc", 1, 4),
+        ("in-process API (onnxruntime)", 2, 4), ("triton http", 2, 4), ("triton grpc", 2, 4)]
     assert all(r["errors"] == 0 and r["wrong"] == 0 and r["images_per_s"] > 0 for r in rows)
     assert all(r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] for r in rows)
     assert len(markdown_table(rows)) == 2 + len(rows)

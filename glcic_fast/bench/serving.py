@@ -11,14 +11,18 @@ requests (``errors``).
 
 Servers are started here from the model (one per batching mode: the repository differs only in
 the network model's ``dynamic_batching``), on free loopback ports, and stopped after; ``url``
-measures a server that is already running instead.
+measures a server that is already running instead. Each level runs in rounds, every target
+(in-process, each server and protocol) taking its turn in each round, so that a change in the
+machine's load during the run (a shared machine) hits all targets alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -31,6 +35,7 @@ SCHEMA = "glcic-fast-bench-serve/1"
 DEFAULT_CONCURRENCY = (1, 4, 16)
 DEFAULT_SIZE = (128, 128)
 INPUT_VARIETY = 4  # distinct images cycled through, so no cache could answer
+DEFAULT_ROUNDS = 3
 
 
 def default_requests(concurrency: int) -> int:
@@ -38,14 +43,31 @@ def default_requests(concurrency: int) -> int:
     return max(16, 3 * concurrency)
 
 
+@dataclass
+class Load:
+    """What one target did at one concurrency, summed over its rounds."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    requests: int = 0
+    wrong: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def row(self, target: str, mode: Optional[bool], concurrency: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"target": target, "dynamic_batching": mode, "concurrency": concurrency,
+                               "requests": self.requests, "errors": len(self.errors), "wrong": self.wrong,
+                               "wall_s": self.wall_s, "first_error": self.errors[0] if self.errors else None}
+        if self.latencies_ms:
+            stats = latency_stats(self.latencies_ms, 1, 0.0, None)
+            row.update({k: stats[k] for k in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")})
+            row["images_per_s"] = len(self.latencies_ms) / self.wall_s  # throughput, not 1 / latency
+        return row
+
+
 def run_load(call: Callable[[int], Any], check: Callable[[int, Any], bool], concurrency: int, requests: int,
-             warmup: int = 0) -> dict[str, Any]:
-    """Send ``requests`` calls ``call(i)`` from ``concurrency`` threads; stats of the level."""
-    for i in range(warmup):
-        call(i)
-    latencies: list[float] = []
-    wrong: list[int] = []
-    errors: list[str] = []
+             into: Optional[Load] = None) -> Load:
+    """Send ``requests`` calls ``call(i)`` from ``concurrency`` closed-loop threads; add to ``into``."""
+    load = into if into is not None else Load()
     lock = threading.Lock()
     next_index = iter(range(requests))
 
@@ -60,14 +82,13 @@ def run_load(call: Callable[[int], Any], check: Callable[[int, Any], bool], conc
                 result = call(i)
             except Exception as e:  # noqa: BLE001 (counted and reported, the level goes on)
                 with lock:
-                    errors.append(f"{type(e).__name__}: {e}"[:200])
+                    load.errors.append(f"{type(e).__name__}: {e}"[:200])
                 continue
             elapsed = (time.perf_counter() - t0) * 1e3
             ok = check(i, result)
             with lock:
-                latencies.append(elapsed)
-                if not ok:
-                    wrong.append(i)
+                load.latencies_ms.append(elapsed)
+                load.wrong += not ok
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
     t0 = time.perf_counter()
@@ -75,25 +96,43 @@ def run_load(call: Callable[[int], Any], check: Callable[[int, Any], bool], conc
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - t0
-    row: dict[str, Any] = {"concurrency": concurrency, "requests": requests, "errors": len(errors),
-                           "wrong": len(wrong), "wall_s": wall, "first_error": errors[0] if errors else None}
-    if latencies:
-        stats = latency_stats(latencies, 1, 0.0, None)
-        row.update({k: stats[k] for k in ("min_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms")})
-        row["images_per_s"] = len(latencies) / wall  # throughput of the level, not 1 / latency
-    return row
+    load.wall_s += time.perf_counter() - t0
+    load.requests += requests
+    return load
+
+
+def measure_interleaved(targets: Sequence[tuple[str, Optional[bool], Callable[[int], Any]]],
+                        check: Callable[[int, Any], bool], concurrencies: Sequence[int], requests: Optional[int],
+                        rounds: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each concurrency level in ``rounds`` rounds, every target taking its turn in each round, so
+    a change in the machine's load (it may be shared) hits all targets alike."""
+    rows = []
+    for c in concurrencies:
+        total = requests or default_requests(c)
+        per_round = [total // rounds + (r < total % rounds) for r in range(rounds)]
+        loads = [Load() for _ in targets]
+        for _, _, call in targets:  # warm-up: connections, sessions, the first batch of each size
+            for i in range(min(c, 4)):
+                call(i)
+        for n in per_round:
+            for (_, _, call), load in zip(targets, loads):
+                if n:
+                    run_load(call, check, c, n, into=load)
+        for (name, mode, _), load in zip(targets, loads):
+            rows.append(load.row(name, mode, c))
+            log(_progress_line(rows[-1]))
+    return rows
 
 
 def serve_benchmark(model: Any = None, size: tuple[int, int] = DEFAULT_SIZE,
                     concurrencies: Sequence[int] = DEFAULT_CONCURRENCY, requests: Optional[int] = None,
                     protocols: Sequence[str] = ("http", "grpc"), batching: Sequence[bool] = (True, False),
                     url: Optional[dict[str, str]] = None, server_env: Optional[str] = None, threads: int = 0,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+                    rounds: int = DEFAULT_ROUNDS, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Rows for the in-process API and each (batching mode, protocol), per concurrency.
 
     url: {"http": "host:port", "grpc": "host:port"} of a running server to measure instead of
-    starting one (its batching mode is whatever it was exported with).
+    starting one per batching mode (its batching mode is whatever it was exported with).
     """
     from .. import load
     from ..client import Client
@@ -106,39 +145,29 @@ def serve_benchmark(model: Any = None, size: tuple[int, int] = DEFAULT_SIZE,
     def check(i: int, result: Any) -> bool:
         return bool(np.array_equal(result, expected[i % INPUT_VARIETY]))
 
-    rows: list[dict[str, Any]] = []
+    def served(client: Client) -> Callable[[int], Any]:
+        return lambda i: client.complete(images[i % INPUT_VARIETY], masks_u8[i % INPUT_VARIETY])
 
-    def level(target: str, mode: Optional[bool], call: Callable[[int], Any]) -> None:
-        for c in concurrencies:
-            n = requests or default_requests(c)
-            row = {"target": target, "dynamic_batching": mode, **run_load(call, check, c, n, warmup=min(c, 4))}
-            rows.append(row)
-            log(_progress_line(row))
-
-    level("in-process API (onnxruntime)", None,
-          lambda i: completer.complete(images[i % INPUT_VARIETY], masks[i % INPUT_VARIETY]))
-    server_info: dict[str, Any] = {}
+    targets: list[tuple[str, Optional[bool], Callable[[int], Any]]] = [
+        ("in-process API (onnxruntime)", None, lambda i: completer.complete(images[i % INPUT_VARIETY], masks[i % INPUT_VARIETY]))]
     if url:
-        for protocol in protocols:
-            client = Client(url[protocol], protocol=protocol, timeout=300)
-            level(f"triton {protocol}", None, lambda i: client.complete(images[i % INPUT_VARIETY], masks_u8[i % INPUT_VARIETY]))
-        return {"rows": rows, "server": {"url": url}}
+        targets += [(f"triton {p}", None, served(Client(url[p], protocol=p, timeout=300))) for p in protocols]
+        return {"rows": measure_interleaved(targets, check, concurrencies, requests, rounds, log), "server": {"url": url}}
     from ..serving import TritonServer, find_server, prepare_repository
 
     server = find_server(server_env=server_env, log=log)
-    server_info = {"server": server.description, "versions": server.versions}
-    for mode in batching:
-        with tempfile.TemporaryDirectory(prefix="glcic-bench-serve-") as tmp:
+    with contextlib.ExitStack() as stack:
+        for mode in batching:  # one server per batching mode, all up at once so their turns interleave
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="glcic-bench-serve-"))
             repository, _ = prepare_repository(model, tmp, runtime="onnxruntime", dynamic_batching=mode, threads=threads,
                                                max_size=max(1024, *size))
-            with TritonServer(repository, server, http_port=0, grpc_port=0, metrics_port=0) as triton:
-                assert triton.endpoints is not None
-                for protocol in protocols:
-                    address = triton.endpoints.http_url if protocol == "http" else triton.endpoints.grpc_url
-                    client = Client(address, protocol=protocol, timeout=300)
-                    level(f"triton {protocol}", mode,
-                          lambda i: client.complete(images[i % INPUT_VARIETY], masks_u8[i % INPUT_VARIETY]))
-    return {"rows": rows, "server": server_info}
+            triton = stack.enter_context(TritonServer(repository, server, http_port=0, grpc_port=0, metrics_port=0))
+            assert triton.endpoints is not None
+            e = triton.endpoints
+            targets += [(f"triton {p}", mode, served(Client(e.http_url if p == "http" else e.grpc_url, protocol=p,
+                                                                   timeout=300))) for p in protocols]
+        rows = measure_interleaved(targets, check, concurrencies, requests, rounds, log)
+    return {"rows": rows, "server": {"server": server.description, "versions": server.versions}}
 
 
 def _batching_text(mode: Optional[bool]) -> str:
@@ -182,7 +211,8 @@ def format_markdown(report: dict) -> str:
         + (f" (numpy {versions.get('numpy')}, onnxruntime {versions.get('onnxruntime')})" if versions else "")
         + "; network runtime: onnxruntime in Triton's python backend, CPU, fp32; client and server on this machine",
         f"- Load: {settings['size'][0]}x{settings['size'][1]} uint8 images with a centred hole, {INPUT_VARIETY} distinct "
-        f"inputs cycled; per level `requests` completions from `concurrency` closed-loop client threads; latency per "
+        f"inputs cycled; per level `requests` completions from `concurrency` closed-loop client threads, in "
+        f"{settings.get('rounds', DEFAULT_ROUNDS)} rounds with the targets taking turns; latency per "
         f"request, client side; img/s = completed requests / wall time of the level; `wrong` = responses that differ "
         "from the in-process API's bytes for the same input",
         f"- Model: {settings.get('model') or 'the packaged model'}",

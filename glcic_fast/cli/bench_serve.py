@@ -41,6 +41,8 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--size", default="128x128", help="image size HxW (default 128x128)")
     p.add_argument("--concurrency", default="1,4,16", help="client threads per level, comma-separated (default 1,4,16)")
     p.add_argument("--requests", type=int, default=None, help="requests per level (default max(16, 3 x concurrency))")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds per level, the targets taking turns in each (default 3; evens out a shared machine's load)")
     p.add_argument("--protocols", default="http,grpc", help="http, grpc or both (default http,grpc)")
     p.add_argument("--batching", default="on,off", help="dynamic batching modes to measure: on, off or on,off (default)")
     p.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads, server and in-process (default: one per core)")
@@ -72,21 +74,22 @@ def run(args) -> int:
     if args.http_url or args.grpc_url:
         url = {"http": args.http_url, "grpc": args.grpc_url}
         protocols = [p for p in protocols if url[p]]
-    if args.requests is not None and args.requests < 1:
-        raise UsageError("--requests must be >= 1")
+    if args.requests is not None and args.requests < 1 or args.rounds < 1:
+        raise UsageError("--requests and --rounds must be >= 1")
     from ..serving import ServerSetupError
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         result = serve_benchmark(args.model, (h, w), concurrencies, args.requests, protocols, [modes[b] for b in batching],
-                                 url=url, server_env=args.server_env, threads=args.threads)
+                                 url=url, server_env=args.server_env, threads=args.threads, rounds=args.rounds)
     except ServerSetupError as e:
         print(f"glcic-fast {NAME}: error: {e}")
         return 1
     machine = machine_info("cpu")
     # The machine may be shared: the 1-minute load average around the run says how much.
     machine["load_average_1min"] = [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None]
-    settings = {"size": [h, w], "concurrency": concurrencies, "requests": args.requests, "protocols": protocols,
+    settings = {"size": [h, w], "concurrency": concurrencies, "requests": args.requests, "rounds": args.rounds,
+                "protocols": protocols,
                 "batching": batching, "threads": args.threads, "model": args.model}
     report = report_dict(result, machine, settings)
     print()
