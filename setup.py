@@ -24,6 +24,7 @@ setup(
         "glcic_fast.cli",
         "glcic_fast.export",
         "glcic_fast.kernels",
+        "glcic_fast.serving",
         "glcic_fast.train",
         "glcic_fast.weights_import",
     ],
@@ -59,8 +60,16 @@ setup(
         # glcic-fast app: the web page's server (uploads are read as plain request bodies, so no
         # python-multipart: Starlette spools form uploads over 1 MB to disk)
         "app": ["fastapi>=0.100", "uvicorn>=0.23"],
+        # Talking to a Triton Inference Server: glcic_fast.client, glcic-fast bench-serve.
+        "client": ["tritonclient[http,grpc]>=2.41"],
+        # glcic-fast serve: the client, plus nothing here for the server itself, which runs from
+        # its own venv (nvidia-pytriton's python backend needs numpy<2; serve creates that venv).
+        "serve": ["tritonclient[http,grpc]>=2.41"],
+        # Only for an environment dedicated to serving: the server in this very environment.
+        # It pins numpy<2 here (glcic-fast itself runs on numpy 1 or 2).
+        "triton-server": ["nvidia-pytriton==0.7.0", "numpy>=1.23,<2", "tritonclient[http,grpc]>=2.41"],
         "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
-                 "import-linter>=2.0", "fastapi>=0.100", "uvicorn>=0.23",
+                 "import-linter>=2.0", "fastapi>=0.100", "uvicorn>=0.23", "tritonclient[http,grpc]>=2.41",
                  # drives the installed Chromium in tests/test_app_browser.py; downloads no browser
                  "playwright>=1.40"],
     },

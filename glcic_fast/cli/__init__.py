@@ -28,6 +28,8 @@ COMMANDS = (
     "export_onnx",
     "build_engine",
     "export_triton_server",
+    "serve",
+    "bench_serve",
     "import_weights",
 )
 
