@@ -120,14 +120,16 @@ def conv2d_nhwc_plugin_kernel(
     Grid: 1-D, cdiv(BATCH*H*W, BLOCK_M) * cdiv(COUT, BLOCK_N) programs; w is ``pack_weight``'s
     (KSIZE*KSIZE*CIN, COUT) layout.
     """
+    # No post-affine (scale/shift pointers unused) and no split-K: one program per output tile,
+    # so the workspace and counter pointers are never read either.
     _conv2d_core(
-        x_ptr, w_ptr, bias_ptr, bias_ptr, bias_ptr, out_ptr,
+        x_ptr, w_ptr, bias_ptr, bias_ptr, bias_ptr, out_ptr, out_ptr, out_ptr,
         BATCH, H, W, CIN, H, W, COUT,
         H * W * CIN, W * CIN, CIN, 1,
         H * W * COUT, W * COUT, COUT, 1,
         KSIZE, KSIZE, 1, DILATION, DILATION * (KSIZE - 1) // 2,
         ACTIVATION, False, CIN < _FLAT_K_MAX_CHANNELS, COMPUTE_FP32, FP32_IEEE,
-        BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, CIN % BLOCK_K == 0,
+        BLOCK_M, BLOCK_N, BLOCK_K, GROUP_M, 1, False, CIN % BLOCK_K == 0,
     )
 
 
