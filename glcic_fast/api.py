@@ -5,8 +5,10 @@
     result = completer.complete(image, mask)       # same type and size as ``image``
     results = completer.complete([im1, im2], [m1, m2])   # one batched network call per size
 
-Data flows one way: image + mask -> ``preprocess.network_input`` -> backend ->
-``preprocess.network_output_to_image`` (composite) -> optional ``postprocess`` -> caller's type.
+Data flows one way: image + mask -> the windows the holes need (``regions``: the whole image
+when it is small) -> ``preprocess.network_input`` -> backend, windows of one size in one
+pass that fits in memory (``memory``) -> ``preprocess.composite`` -> optional ``postprocess``
+-> pasted into the image -> caller's type (``preprocess.to_callers_type``, ``pil_modes``).
 
 PyTorch is imported only on the paths that need it (checkpoints, networks), so a deployment
 that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.

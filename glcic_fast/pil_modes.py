@@ -86,7 +86,7 @@ def to_pil(pixels: np.ndarray, hole: np.ndarray, source: PilSource) -> Any:
 
     mode = source.mode
     if mode == "RGB":
-        return Image.fromarray(np.ascontiguousarray(pixels))
+        return _same_kind(source, np.ascontiguousarray(pixels).tobytes())
     if mode == "P":
         indices = source.indices.copy()
         indices[hole] = _nearest_entries(pixels[hole], source.palette, source.palette_index)
@@ -108,7 +108,7 @@ def to_pil(pixels: np.ndarray, hole: np.ndarray, source: PilSource) -> Any:
 
 
 def _same_kind(source: PilSource, raw: bytes) -> Any:
-    """A copy of the caller's image (mode, size, palette, info) holding new raw pixel bytes."""
+    """A copy of the caller's image (mode, size, palette, info such as an ICC profile) holding new raw pixel bytes."""
     out = source.image.copy()
     out.frombytes(raw)
     return out

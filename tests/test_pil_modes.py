@@ -37,10 +37,13 @@ def outside_kept(result, image, hole):
     np.testing.assert_array_equal(np.asarray(result)[~hole], np.asarray(image)[~hole])
 
 
-def test_rgb(completer, rgb, hole):
-    out = completer.complete(Image.fromarray(rgb), hole)
-    outside_kept(out, Image.fromarray(rgb), hole)
+def test_rgb_keeps_its_info(completer, rgb, hole):
+    image = Image.fromarray(rgb)
+    image.info["icc_profile"] = b"a colour profile"
+    out = completer.complete(image, hole)
+    outside_kept(out, image, hole)
     np.testing.assert_array_equal(np.asarray(out), completer.complete(rgb, hole))
+    assert out.info["icc_profile"] == b"a colour profile"
 
 
 def test_l_comes_back_l_with_the_fills_luma(completer, rgb, hole):
