@@ -18,6 +18,7 @@ setup(
     python_requires=">=3.9",
     packages=[
         "glcic_fast",
+        "glcic_fast.app",
         "glcic_fast.backends",
         "glcic_fast.bench",
         "glcic_fast.cli",
@@ -31,7 +32,7 @@ setup(
         "glcic_fast.kernels": "kernels",
         "glcic_fast.train": "train",
     },
-    package_data={"glcic_fast": ["data/*"]},
+    package_data={"glcic_fast": ["data/*"], "glcic_fast.app": ["static/*"]},
     include_package_data=False,
     install_requires=[
         # A range, so an installed CPU build (2.13 on the dev machines / CI) satisfies it and
@@ -41,7 +42,11 @@ setup(
         "safetensors>=0.4",
         "onnx>=1.15",
         "onnxruntime>=1.17",
-        "opencv-python-headless>=4.8",
+        # The contrib build: the same cv2 as opencv-python-headless plus the contrib modules
+        # (``glcic-fast eval``'s FSR_FAST baseline is cv2.xphoto). Only one OpenCV package may
+        # be installed in an environment (they all provide cv2), so we depend on the superset
+        # rather than adding contrib beside the main package.
+        "opencv-contrib-python-headless>=4.8",
         "pillow>=9",
         "tqdm>=4.60",
         "tabulate>=0.9",
@@ -51,8 +56,13 @@ setup(
         "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
         "import": ["torchfile>=0.1"],
         "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
+        # glcic-fast app: the web page's server (uploads are read as plain request bodies, so no
+        # python-multipart: Starlette spools form uploads over 1 MB to disk)
+        "app": ["fastapi>=0.100", "uvicorn>=0.23"],
         "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
-                 "import-linter>=2.0"],
+                 "import-linter>=2.0", "fastapi>=0.100", "uvicorn>=0.23",
+                 # drives the installed Chromium in tests/test_app_browser.py; downloads no browser
+                 "playwright>=1.40"],
     },
     entry_points={"console_scripts": ["glcic-fast=glcic_fast.cli:main"]},
 )

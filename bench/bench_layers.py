@@ -18,6 +18,14 @@ take them): the ``triton`` backend (one launch per layer, CUDA graph per shape) 
 ``torch`` backend eager (channels-last, no graph: what "torch eager" costs), with CUDA graphs,
 and with ``torch.compile(mode="max-autotune")`` (``--compile``, slow to build).
 
+Both launch plans (``--plans default,small-batch``; ``glcic_fast.kernels.plan``) are timed per
+layer and per network, each beside its modelled time (``glcic_fast.kernels.latency_model``),
+so a GPU run shows where the model is wrong. ``--precompile`` only builds every plan's kernels
+(one process per case, ``--jobs`` at a time) so that the timed runs find them compiled.
+``--rehearse`` runs the same code on the CPU in Triton's interpreter (TRITON_INTERPRET=1, tiny
+sizes, wall-clock timing): the GPU suite's dress rehearsal, so its first real run cannot fail
+on a typo.
+
 Cases run in priority order (the issue's targets first) and stop at ``--time-budget``; cases
 not started are recorded as skipped. SIGTERM (e.g. ``timeout``) also stops it, and what was
 measured is still written. Exit status: 0 when every case that ran succeeded, 1 if any failed
@@ -92,7 +100,18 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--no-layers", action="store_true", help="whole-network benchmark only")
     p.add_argument("--time-budget", type=float, default=85.0, help="seconds; cases not started by then are skipped (default 85)")
     p.add_argument("--min-time", type=float, default=0.05, help="seconds of GPU time per measurement (default 0.05)")
+    p.add_argument("--plans", default="default,small-batch", help="launch plans to time (default: default,small-batch)")
+    p.add_argument("--precompile", action="store_true", help="only compile every plan's kernels (in parallel), time nothing")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel compile processes for --precompile")
+    p.add_argument("--layers", default="", help="comma-separated layer numbers to time (default: all 17)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="CPU dress rehearsal: Triton's interpreter (TRITON_INTERPRET=1), wall-clock timing, no GPU")
     args = p.parse_args(argv)
+    args.plans = [x for x in args.plans.split(",") if x]
+    try:
+        args.layers = {int(x) for x in args.layers.split(",") if x}
+    except ValueError:
+        p.error("--layers takes comma-separated layer numbers, e.g. --layers 1,5,13,17")
     try:
         args.batches = [int(b) for b in args.batches.split(",") if b]
         args.sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -119,10 +138,15 @@ def slug(text: str) -> str:
 # --------------------------------------------------------------------------- timing
 
 
+DEVICE = "cuda"  # "cpu" in --rehearse
+
+
 def time_graph(fn: Callable[[], Any], min_time: float) -> float:
     """Milliseconds per ``fn()``, replayed from a CUDA graph (no Python launch overhead)."""
     import torch
 
+    if DEVICE == "cpu":
+        return time_calls(fn, min_time)
     fn()  # compile / autotune / cuDNN algorithm search, outside the capture
     torch.cuda.synchronize()
     stream = torch.cuda.Stream()
@@ -145,6 +169,10 @@ def time_calls(fn: Callable[[], Any], min_time: float) -> float:
     """Milliseconds per ``fn()`` called from Python back to back (launch overhead included)."""
     import torch
 
+    if DEVICE == "cpu":  # rehearsal: one call, wall clock (the interpreter is slow)
+        started = time.perf_counter()
+        fn()
+        return 1000 * (time.perf_counter() - started)
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
@@ -198,64 +226,85 @@ def layer_shapes(size: int) -> list[dict]:
             kind = f"{spec.kernel}x{spec.kernel}" + (f"/{spec.stride}" if spec.stride > 1 else "") + (
                 f" d{spec.dilation}" if spec.dilation > 1 else ""
             )
-        rows.append(dict(layer=index, kind=kind, spec=spec, cin=cin, cout=spec.out_channels, h_in=h, h_out=h_out,
+        rows.append(dict(layer=index, size=size, kind=kind, spec=spec, cin=cin, cout=spec.out_channels, h_in=h, h_out=h_out,
                          macs_per_image=macs_per_image))
         h = h_out
     return rows
 
 
-def bench_layer(row: dict, batch: int, dtype, autotune: bool, min_time: float, peak: Optional[float]) -> dict:
+def bench_layer(row: dict, batch: int, dtype, autotune: bool, min_time: float, peak: Optional[float],
+                plans: tuple = ("default",)) -> dict:
+    """One layer: each plan's tile (and its modelled time) against cuDNN / torch."""
+    import dataclasses
+
     import torch
     import torch.nn.functional as F
 
     from glcic_fast import kernels
+    from glcic_fast.kernels import latency_model
+    from glcic_fast.kernels import plan as launch_plans
 
     spec, cin, cout, h = row["spec"], row["cin"], row["cout"], row["h_in"]
-    gen = torch.Generator(device="cuda").manual_seed(row["layer"])
-    x = torch.randn(batch, h, h, cin, device="cuda", generator=gen).to(dtype)
+    eb = torch.empty((), dtype=dtype).element_size()
+    shape = launch_plans.paper_layer_shapes(batch, row["size"], eb)[row["layer"] - 1]
+    shape = dataclasses.replace(shape, in_bytes=eb, out_bytes=eb)  # this benchmark feeds NHWC in dtype
+    sms = launch_plans.H200_SMS if DEVICE == "cpu" else torch.cuda.get_device_properties(0).multi_processor_count
+    tma = launch_plans.tma_available(DEVICE)
+    gen = torch.Generator(device=DEVICE).manual_seed(row["layer"])
+    x = torch.randn(batch, h, h, cin, device=DEVICE, generator=gen).to(dtype)
     x_cl = x.permute(0, 3, 1, 2)  # an NCHW view of NHWC memory = channels_last
-    bias = torch.randn(cout, device="cuda", generator=gen) * 0.1
+    bias = torch.randn(cout, device=DEVICE, generator=gen) * 0.1
     fan_in = cin * spec.kernel**2
+    h_out = 2 * h if spec.transposed else row["h_out"]
+    out = torch.empty(batch, h_out, h_out, cout, device=DEVICE, dtype=dtype)
     if spec.transposed:
-        w = (torch.randn(cin, cout, 4, 4, device="cuda", generator=gen) / math.sqrt(fan_in / 4)).to(dtype)
+        w = (torch.randn(cin, cout, 4, 4, device=DEVICE, generator=gen) / math.sqrt(fan_in / 4)).to(dtype)
         packed = kernels.pack_transposed_weight(w)
-        out = torch.empty(batch, 2 * h, 2 * h, cout, device="cuda", dtype=dtype)
-        w_cl = w.contiguous(memory_format=torch.channels_last)
-
-        def ours():
-            kernels.conv_transpose2d_nhwc(x, packed, bias, activation=spec.activation, out=out, autotune=autotune)
-
-        def cudnn():
-            return F.conv_transpose2d(x_cl, w_cl, bias.to(dtype), stride=2, padding=1)
     else:
-        w = (torch.randn(cout, cin, spec.kernel, spec.kernel, device="cuda", generator=gen) / math.sqrt(fan_in)).to(dtype)
+        w = (torch.randn(cout, cin, spec.kernel, spec.kernel, device=DEVICE, generator=gen) / math.sqrt(fan_in)).to(dtype)
         packed = kernels.pack_weight(w)
-        out = torch.empty(batch, row["h_out"], row["h_out"], cout, device="cuda", dtype=dtype)
-        w_cl = w.contiguous(memory_format=torch.channels_last)
+    w_cl = w.contiguous(memory_format=torch.channels_last)
 
-        def ours():
-            kernels.conv2d_nhwc(x, packed, bias, kernel=spec.kernel, stride=spec.stride, dilation=spec.dilation,
-                                padding=spec.padding, activation=spec.activation, out=out, autotune=autotune)
+    def ours_with(tile):
+        config = None if tile is None else tile.config()
+        workspace = None if tile is None else kernels.split_k_buffers(
+            config, shape.m_total, cout, DEVICE, parities=shape.parities)
+        if spec.transposed:
+            return lambda: kernels.conv_transpose2d_nhwc(x, packed, bias, activation=spec.activation, out=out,
+                                                         autotune=autotune, config=config, workspace=workspace)
+        return lambda: kernels.conv2d_nhwc(x, packed, bias, kernel=spec.kernel, stride=spec.stride,
+                                           dilation=spec.dilation, padding=spec.padding, activation=spec.activation,
+                                           out=out, autotune=autotune, config=config, workspace=workspace)
 
-        def cudnn():
-            return F.conv2d(x_cl, w_cl, bias.to(dtype), stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
+    def cudnn():
+        if spec.transposed:
+            return F.conv_transpose2d(x_cl, w_cl, bias.to(dtype), stride=2, padding=1)
+        return F.conv2d(x_cl, w_cl, bias.to(dtype), stride=spec.stride, padding=spec.padding, dilation=spec.dilation)
 
-    ours_ms = time_graph(ours, min_time)
+    flops = 2 * row["macs_per_image"] * batch
     cudnn_ms = time_graph(cudnn, min_time)
+    result = {
+        "layer": row["layer"], "kind": row["kind"], "batch": batch, "cin": cin, "cout": cout,
+        "h_in": h, "h_out": row["h_out"], "gflop": flops / 1e9, "cudnn_ms": cudnn_ms, "cudnn_tflops": flops / cudnn_ms / 1e9,
+    }
     with torch.no_grad():
         expected = cudnn().float()
         expected = torch.sigmoid(expected) if spec.activation == "sigmoid" else torch.relu(expected)
-        max_err = float((out.permute(0, 3, 1, 2).float() - expected).abs().max())
-    flops = 2 * row["macs_per_image"] * batch
-    result = {
-        "layer": row["layer"], "kind": row["kind"], "batch": batch, "cin": cin, "cout": cout,
-        "h_in": h, "h_out": row["h_out"], "gflop": flops / 1e9,
-        "triton_ms": ours_ms, "cudnn_ms": cudnn_ms,
-        "triton_tflops": flops / ours_ms / 1e9, "cudnn_tflops": flops / cudnn_ms / 1e9,
-        "speedup_vs_cudnn": cudnn_ms / ours_ms, "max_abs_err_vs_cudnn": max_err,
-    }
+    for plan in plans:
+        tile = None if autotune else launch_plans.choose_tile(shape, eb, plan, sms, tma, fp32_ieee=eb == 4)
+        prefix = "triton" if plan == "default" else f"triton_{plan.replace('-', '_')}"
+        ms = time_graph(ours_with(tile), min_time)
+        result[f"{prefix}_ms"] = ms
+        result[f"{prefix}_tflops"] = flops / ms / 1e9
+        result[f"{prefix}_tile"] = tile.label if tile else "autotuned"
+        if tile is not None:
+            result[f"{prefix}_model_ms"] = latency_model.model_launch(shape, tile, eb)["model_us"] / 1000
+        result[f"{prefix}_max_abs_err_vs_cudnn"] = float((out.permute(0, 3, 1, 2).float() - expected).abs().max())
+        if peak:
+            result[f"{prefix}_pct_peak"] = 100 * result[f"{prefix}_tflops"] / peak
+    result["speedup_vs_cudnn"] = cudnn_ms / result["triton_ms"] if "triton_ms" in result else None
+    result["max_abs_err_vs_cudnn"] = result.get("triton_max_abs_err_vs_cudnn")
     if peak:
-        result["triton_pct_peak"] = 100 * result["triton_tflops"] / peak
         result["cudnn_pct_peak"] = 100 * result["cudnn_tflops"] / peak
     del x, out, packed, w, w_cl
     return result
@@ -287,42 +336,94 @@ def bench_network(kind: str, layers, batch: int, size: int, precision: str, auto
     from glcic_fast.backends.triton_backend import TritonBackend
 
     if kind not in cache:
-        if kind == "triton":
-            cache[kind] = TritonBackend(layers, device="cuda", precision=precision, autotune=autotune)
+        if kind.startswith("triton"):  # "triton" (default plan) or "triton-small-batch"
+            plan = kind[len("triton-"):] or "default" if kind != "triton" else "default"
+            cache[kind] = TritonBackend(layers, device=DEVICE, precision=precision, autotune=autotune and plan == "default",
+                                        plan=plan)
         elif kind == "torch-eager":
-            cache[kind] = TorchBackend(layers, device="cuda", precision=precision, cuda_graphs=False)
+            cache[kind] = TorchBackend(layers, device=DEVICE, precision=precision, cuda_graphs=False)
         elif kind == "torch-graphs":
-            cache[kind] = TorchBackend(layers, device="cuda", precision=precision, cuda_graphs=True)
+            cache[kind] = TorchBackend(layers, device=DEVICE, precision=precision, cuda_graphs=True)
         elif kind == "torch-compile":
-            cache[kind] = TorchBackend(layers, device="cuda", precision=precision, compile=True)
+            cache[kind] = TorchBackend(layers, device=DEVICE, precision=precision, compile=True)
         else:
             raise ValueError(kind)
     backend = cache[kind]
-    x = torch.rand(batch, 4, size, size, device="cuda", generator=torch.Generator(device="cuda").manual_seed(batch))
+    gen = torch.Generator(device=DEVICE).manual_seed(batch)
+    x = torch.rand(batch, 4, size, size, device=DEVICE, generator=gen)
     started = time.monotonic()
     first = backend.run_tensor(x).clone()  # builds buffers / graphs / compiled code
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
     first_call_s = time.monotonic() - started
     ms = time_calls(lambda: backend.run_tensor(x), min_time)
     return {"ms": ms, "first_call_s": first_call_s, "output": first}
+
+
+def network_kinds(plans, compile_only: bool = False) -> list:
+    triton = ["triton" if p == "default" else f"triton-{p}" for p in plans]
+    if compile_only:
+        return ["torch-compile"]
+    return triton + ["torch-eager"] + (["torch-graphs"] if DEVICE == "cuda" else [])
+
+
+def modelled_network_ms(plan: str, batch: int, size: int, precision: str) -> Optional[float]:
+    from glcic_fast.kernels import latency_table
+
+    if precision == "fp32":
+        return None
+    return sum(r["model_us"] for r in latency_table.model_network(batch, size, precision, plan)) / 1000
+
+
+def _precompile_case(case: tuple) -> str:
+    """Worker: build one backend and run it once, which compiles (and caches) its kernels."""
+    kind, batch, size, precision = case
+    bench_network(kind, network_layers(), batch, size, precision, False, 0.0, {})
+    return f"{kind} b{batch} {size}x{size}"
+
+
+def precompile(args, precision: str) -> int:
+    """Compile every plan's kernels for every case, --jobs processes at a time (Triton's on-disk
+    cache then serves the timed runs)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    cases = [(k, b, s, precision) for s in args.sizes for b in args.batches
+             for k in network_kinds(args.plans) if k.startswith("triton")]
+    failures = 0
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(cases)))) as pool:
+        for case, future in [(c, pool.submit(_precompile_case, c)) for c in cases]:
+            try:
+                print(f"{PROG}: compiled {future.result()}", flush=True)
+            except Exception as e:  # reported; the timed step reports it again if it persists
+                failures += 1
+                print(f"{PROG}: error compiling {case}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    return 1 if failures else 0
 
 
 # --------------------------------------------------------------------------- driver
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    global DEVICE
     args = parse_args(argv)
+    interpret = os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes")
+    if args.rehearse:
+        if not interpret:
+            print(f"{PROG}: error: --rehearse runs the kernels in Triton's interpreter: set TRITON_INTERPRET=1",
+                  file=sys.stderr)
+            return 2
+        DEVICE = "cpu"
     try:
         import torch
     except ImportError:
         print(f"{PROG}: error: PyTorch is not installed; this benchmark needs PyTorch with CUDA and Triton", file=sys.stderr)
         return 2
-    if not torch.cuda.is_available():
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         print(f"{PROG}: error: no CUDA GPU is visible to PyTorch (torch {torch.__version__}, CUDA build "
               f"{torch.version.cuda}). This benchmark times Triton GPU kernels against cuDNN; run it on a machine "
               "with an NVIDIA GPU (the CPU kernel tests are: pytest tests/test_kernels.py)", file=sys.stderr)
         return 2
-    if os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "on", "yes"):
+    if DEVICE == "cuda" and interpret:
         print(f"{PROG}: error: TRITON_INTERPRET is set, so the kernels would be interpreted on the CPU; "
               "unset it to benchmark the compiled kernels", file=sys.stderr)
         return 2
@@ -338,7 +439,15 @@ def main(argv: Optional[list[str]] = None) -> int:
               "pip install --no-deps -e .", file=sys.stderr)
         return 2
 
-    gpu = torch.cuda.get_device_name(0)
+    from glcic_fast.kernels.plan import PLANS
+
+    unknown = [x for x in args.plans if x not in PLANS]
+    if unknown:
+        print(f"{PROG}: error: unknown plan(s) {unknown}; choose from {', '.join(PLANS)}", file=sys.stderr)
+        return 2
+    if args.precompile:
+        return precompile(args, args.dtype)
+    gpu = torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu-rehearsal"
     json_path, md_path = _output_paths(args, gpu)
     precision = args.dtype
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[precision]
@@ -412,21 +521,24 @@ def _run_task(task: dict, report: dict, dtype, precision: str, peak: Optional[fl
     print(f"{PROG}: {name}", flush=True)
     if task["what"] == "layers":
         for row in layer_shapes(size):
+            if args.layers and row["layer"] not in args.layers:
+                continue
             case = f"layer {row['layer']} batch {batch} {size}x{size}"
             try:
-                result = bench_layer(row, batch, dtype, args.autotune, args.min_time, peak)
+                result = bench_layer(row, batch, dtype, args.autotune, args.min_time, peak, tuple(args.plans))
                 report["layers"].append({"size": size, **result})
             except Interrupted:
                 raise
             except Exception as e:  # one failing layer must not cost the rest of the table
                 report["errors"].append({"case": case, "error": f"{type(e).__name__}: {e}"})
-            torch.cuda.empty_cache()
+            if DEVICE == "cuda":
+                torch.cuda.empty_cache()
         return
     if "layers" not in _NETWORK_STATE:
         _NETWORK_STATE["layers"] = network_layers()
         _NETWORK_STATE["backends"] = {}
     layers, cache = _NETWORK_STATE["layers"], _NETWORK_STATE["backends"]
-    kinds = ["torch-compile"] if task["what"] == "compile" else ["triton", "torch-eager", "torch-graphs"]
+    kinds = network_kinds(args.plans, compile_only=task["what"] == "compile")
     flops = 2 * macs_per_pixel() * batch * size * size
     entry = next((n for n in report["network"] if n["batch"] == batch and n["size"] == size), None)
     if entry is None:
@@ -447,18 +559,24 @@ def _run_task(task: dict, report: dict, dtype, precision: str, peak: Optional[fl
         entry[f"{kind}_tflops"] = flops / r["ms"] / 1e9
         if peak:
             entry[f"{kind}_pct_peak"] = 100 * entry[f"{kind}_tflops"] / peak
+        if kind.startswith("triton"):
+            model = modelled_network_ms("default" if kind == "triton" else kind[len("triton-"):], batch, size, precision)
+            if model is not None:
+                entry[f"{kind}_model_ms"] = model
     if "triton" in outputs and "torch-eager" in outputs:
         entry["max_abs_diff_triton_vs_torch"] = float((outputs["triton"] - outputs["torch-eager"]).abs().max())
     for kind in ("torch-eager", "torch-graphs", "torch-compile"):
         if entry.get("triton_ms") and entry.get(f"{kind}_ms"):
             entry[f"triton_speedup_vs_{kind}"] = entry[f"{kind}_ms"] / entry["triton_ms"]
-    torch.cuda.empty_cache()
+    if DEVICE == "cuda":
+        torch.cuda.empty_cache()
 
 
 def evaluate_targets(report: dict) -> list[dict]:
     """The issue's targets, each with the measured value and pass / fail / not measured."""
     targets = []
-    big = [r for r in report["layers"] if r["batch"] == 32 and r["size"] == 256 and 5 <= r["layer"] <= 12]
+    big = [r for r in report["layers"] if r["batch"] == 32 and r["size"] == 256 and 5 <= r["layer"] <= 12
+           and r.get("speedup_vs_cudnn")]
     for r in big:
         ok_speed = r["speedup_vs_cudnn"] >= TARGET_LAYER_SPEEDUP
         pct = r.get("triton_pct_peak")
@@ -508,26 +626,33 @@ def markdown(report: dict) -> str:
         lines += ["", "## Per layer (CUDA-graph replay; cuDNN: conv + bias, ours: conv + bias + activation)", ""]
         for (batch, size) in sorted({(r["batch"], r["size"]) for r in report["layers"]}, key=lambda k: (k[1], k[0])):
             rows = [r for r in report["layers"] if r["batch"] == batch and r["size"] == size]
+            prefixes = sorted({k[: -len("_ms")] for r in rows for k in r
+                               if k.startswith("triton") and k.endswith("_ms") and not k.endswith("_model_ms")})
+            head = " | ".join(f"{p} ms | {p} model ms | {p} tile" for p in prefixes)
             lines += [f"### batch {batch}, {size}x{size} input", "",
-                      "| # | layer | in -> out ch | res in -> out | GFLOP | ours ms | cuDNN ms | ours TFLOP/s | cuDNN TFLOP/s | ours % peak | speedup |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|"]
+                      f"| # | layer | in -> out ch | res in -> out | GFLOP | cuDNN ms | {head} | default vs cuDNN |",
+                      "|---|---|---|---|---|---|" + "---|---|---|" * len(prefixes) + "---|"]
             for r in rows:
-                pct = f"{r['triton_pct_peak']:.0f}%" if "triton_pct_peak" in r else "-"
-                lines.append(
-                    f"| {r['layer']} | {r['kind']} | {r['cin']} -> {r['cout']} | {r['h_in']} -> {r['h_out']} | {r['gflop']:.1f} | "
-                    f"{r['triton_ms']:.4f} | {r['cudnn_ms']:.4f} | {r['triton_tflops']:.0f} | {r['cudnn_tflops']:.0f} | {pct} | "
-                    f"{r['speedup_vs_cudnn']:.2f}x |"
-                )
-            total_ours = sum(r["triton_ms"] for r in rows)
-            total_cudnn = sum(r["cudnn_ms"] for r in rows)
-            lines += [f"| all | | | | | {total_ours:.4f} | {total_cudnn:.4f} | | | | {total_cudnn / total_ours:.2f}x |", ""]
+                cells = " | ".join(
+                    f"{r[p + '_ms']:.4f} | " + (f"{r[p + '_model_ms']:.4f}" if p + "_model_ms" in r else "-")
+                    + f" | {r.get(p + '_tile', '-')}" if p + "_ms" in r else "- | - | -" for p in prefixes)
+                speed = f"{r['speedup_vs_cudnn']:.2f}x" if r.get("speedup_vs_cudnn") else "-"
+                lines.append(f"| {r['layer']} | {r['kind']} | {r['cin']} -> {r['cout']} | {r['h_in']} -> {r['h_out']} | "
+                             f"{r['gflop']:.1f} | {r['cudnn_ms']:.4f} | {cells} | {speed} |")
+            totals = " | ".join(f"{sum(r.get(p + '_ms', 0) for r in rows):.4f} | "
+                                f"{sum(r.get(p + '_model_ms', 0) for r in rows):.4f} | " for p in prefixes)
+            lines += [f"| all | | | | | {sum(r['cudnn_ms'] for r in rows):.4f} | {totals} | |", ""]
     if report["network"]:
-        kinds = ["triton", "torch-eager", "torch-graphs", "torch-compile"]
-        lines += ["## Whole network (device-resident, ms per call; TFLOP/s in brackets)", "",
-                  "| batch | size | " + " | ".join(kinds) + " | triton vs eager | max abs diff |",
-                  "|---|---|" + "---|" * (len(kinds) + 2)]
+        kinds = sorted({k[: -len("_ms")] for n in report["network"] for k in n
+                        if k.endswith("_ms") and not k.endswith("_model_ms")}, key=lambda k: (not k.startswith("triton"), k))
+        models = sorted({k[: -len("_model_ms")] for n in report["network"] for k in n if k.endswith("_model_ms")})
+        lines += ["## Whole network (device-resident, ms per call; TFLOP/s in brackets; model: latency_model)", "",
+                  "| batch | size | " + " | ".join(kinds) + "".join(f" | {m} model" for m in models)
+                  + " | triton vs eager | max abs diff |",
+                  "|---|---|" + "---|" * (len(kinds) + len(models) + 2)]
         for n in sorted(report["network"], key=lambda n: (n["size"], n["batch"])):
             cells = [f"{n[k + '_ms']:.3f} ({n[k + '_tflops']:.0f})" if k + "_ms" in n else "-" for k in kinds]
+            cells += [f"{n[m + '_model_ms']:.3f}" if m + "_model_ms" in n else "-" for m in models]
             speed = f"{n['triton_speedup_vs_torch-eager']:.2f}x faster" if "triton_speedup_vs_torch-eager" in n else "-"
             diff = f"{n['max_abs_diff_triton_vs_torch']:.2e}" if "max_abs_diff_triton_vs_torch" in n else "-"
             lines.append(f"| {n['batch']} | {n['size']}x{n['size']} | " + " | ".join(cells) + f" | {speed} | {diff} |")

@@ -16,17 +16,18 @@ that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from . import backends as backend_registry
+from .authors import AuthorsOptions, complete_many, options_for_load
 from .errors import InputError
 from .layers import PLACES2_MEAN
 from .memory import bytes_per_pixel, free_bytes, is_out_of_memory, too_large
 from .postprocess import poisson_blend
 from .preprocess import (
-    AUTHORS_MASK_THRESHOLD,
     RESIZE_MODES,
     check_input_fill,
     check_mean,
@@ -67,6 +68,7 @@ class Completer:
         resize: str = "pad",
         mask_threshold: Optional[float] = None,
         postprocess: bool = False,
+        authors: Optional[AuthorsOptions] = None,
         *,
         crop_to_holes: bool = True,
         max_pixels: Optional[int] = None,
@@ -82,6 +84,7 @@ class Completer:
         self.postprocess = postprocess
         self.crop_to_holes = crop_to_holes
         self.max_pixels = max_pixels
+        self.authors = authors  # not None: the authors' script, step by step (authors.py)
 
     def __repr__(self) -> str:
         return f"<Completer backend={self.backend.name} device={self.backend.device} precision={self.backend.precision}>"
@@ -104,6 +107,11 @@ class Completer:
         unchanged, byte for byte.
         """
         images, masks, rebuild = _split_batch(image, mask)
+        if self.authors is not None:
+            if (mask_threshold, resize) != (None, None):
+                raise ValueError("authors mode thresholds and resizes as the script does: no mask_threshold= or resize=")
+            options = self.authors if postprocess is None else replace(self.authors, postprocess=postprocess)
+            return rebuild(complete_many(self.backend, self.mean, self.input_fill, images, masks, options))
         outputs = self._complete_many(
             images,
             masks,
@@ -263,6 +271,9 @@ def load(
     mask_threshold: Optional[float] = None,
     postprocess: bool = False,
     authors_mode: bool = False,
+    authors_version: Optional[str] = None,
+    authors_postprocess: Optional[bool] = None,
+    authors_maxdim: Optional[int] = None,
     crop_to_holes: bool = True,
     max_pixels: Optional[int] = None,
     **backend_options: Any,
@@ -273,9 +284,11 @@ def load(
     "auto"), a ``CompletionNetwork``, or None for the packaged default model.
     backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime on a
     CPU), "torch", "onnxruntime", "triton", "tensorrt". precision: "auto" (fp16 on a GPU,
-    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` reproduces the authors' script:
-    resize to a long side <= 600 and a multiple of 4, threshold grey masks at 0.2 and
-    post-process. ``mean`` overrides the model's mean pixel (3 numbers in [0, 1]).
+    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` returns what the authors'
+    inpaint.lua writes, byte for byte, at its resolution (docs/authors-mode.md):
+    ``authors_version`` "2020" (default: maxdim 600, no post-processing) or "2018" (maxdim 500,
+    post-processing); ``authors_postprocess`` / ``authors_maxdim`` are the script's
+    --postproc / --maxdim. ``mean`` overrides the model's mean pixel (3 numbers in [0, 1]).
     ``crop_to_holes`` and ``max_pixels``: see ``Completer`` (large photos). Everything is
     checked here, before any model is loaded, so a bad argument never fails later in ``complete``.
     """
@@ -286,9 +299,8 @@ def load(
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 16):
         raise ValueError(f"max_pixels must be a whole number of pixels (at least 16) or None, got {max_pixels!r}")
     options = {"crop_to_holes": crop_to_holes, "max_pixels": max_pixels}
-    if authors_mode:
-        resize, postprocess = "authors", True
-        mask_threshold = AUTHORS_MASK_THRESHOLD if mask_threshold is None else mask_threshold
+    authors = options_for_load(authors_mode, authors_version, authors_postprocess, authors_maxdim,
+                               postprocess=postprocess, mask_threshold=mask_threshold, resize=resize)
     dev = resolve_device(device)
     if is_engine_path(model):
         if backend not in ("auto", "tensorrt"):
@@ -297,7 +309,7 @@ def load(
         meta = engine.metadata
         return Completer(
             engine, meta.get("mean", PLACES2_MEAN) if mean is None else mean, meta.get("input_fill", "subtract-mean"),
-            meta, resize, mask_threshold, postprocess, **options,
+            meta, resize, mask_threshold, postprocess, authors, **options,
         )
     layers, model_mean, fill, meta = resolve_model(model, mean)
     name = backend_registry.resolve(backend, dev)
@@ -306,7 +318,7 @@ def load(
     prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
     cls = backend_registry.backend_class(name)
     return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize,
-                     mask_threshold, postprocess, **options)
+                     mask_threshold, postprocess, authors, **options)
 
 
 def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write
 from .errors import CheckpointError
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
@@ -38,7 +38,7 @@ def save_checkpoint(
     ``dtype=torch.float16`` halves the file (the shipped default model); loading always gives
     float32 weights.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if len(mean) != 3:
         raise ValueError(f"mean must have 3 values (RGB), got {list(mean)}")
@@ -58,7 +58,9 @@ def save_checkpoint(
         **metadata,
     }
     encoded = {k: json.dumps(v) for k, v in meta.items()}
-    atomic_write_bytes(path, lambda tmp: save_file(tensors, tmp, metadata=encoded))
+    # Serialised in memory and written by our helper: safetensors' save_file would write its
+    # own 0600 temporary file without fsync.
+    atomic_write(path, save(tensors, metadata=encoded))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

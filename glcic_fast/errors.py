@@ -38,3 +38,7 @@ class EngineBuildError(RuntimeError):
 
 class WeightsImportError(ValueError):
     """Published weights that cannot be converted; the message says what was found instead."""
+
+
+class TrainStateError(ValueError):
+    """A training state (``--resume``) that is missing, corrupt, a pickle, or not one glcic-fast wrote."""

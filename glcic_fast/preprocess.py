@@ -289,12 +289,18 @@ def composite(out: np.ndarray, known: np.ndarray, hole: np.ndarray) -> np.ndarra
     return np.where(hole[..., None], from_unit(rgb, known.dtype), known)
 
 
-def to_callers_type(pixels: np.ndarray, record: ImageRecord, hole: np.ndarray) -> Any:
+def to_callers_type(pixels: np.ndarray, record: ImageRecord, hole: Optional[np.ndarray] = None) -> Any:
     """HxWx3 pixels (same dtype as the record's) -> the type the caller passed in.
 
     ``hole`` is needed for what the RGB pixels do not hold: a PIL image's grey values, alpha
-    or palette indices in the hole (``pil_modes``).
+    or palette indices in the hole (``pil_modes``). Without it (a result that is not the
+    caller's image with its hole filled, e.g. authors mode's, at the script's resolution) a PIL
+    image comes back as 8-bit RGB.
     """
+    if record.kind == "pil" and hole is None:
+        from PIL import Image
+
+        return Image.fromarray(pixels if pixels.dtype == np.uint8 else from_unit(to_unit(pixels), np.dtype(np.uint8)))
     if record.kind == "pil":
         return to_pil(pixels, hole, record.pil)
     if record.kind == "torch":

@@ -89,33 +89,45 @@ GPU_CONFIGS = _gpu_configs()
 SHARED_MEMORY_BUDGET = 200 * 1024
 
 
-def heuristic_config(m_total: int, cin: int, cout: int, element_bytes: int, flat_k_total: int, num_sms: int) -> dict:
+def heuristic_config(m_total: int, cin: int, cout: int, element_bytes: int, flat_k_total: int, num_sms: int,
+                     parities: int = 1, fp32_ieee: bool = True) -> dict:
     """A good tile for one layer on a Hopper-class GPU, chosen without benchmarking.
 
     The default on GPUs: autotuning every layer shape compiles and times ~10 variants per
     layer, minutes on a first call. Rules: the channel tile covers the output channels up to
-    128 (256 for 256-channel layers when that still leaves a full wave of programs); 64-deep
-    K steps (128-byte rows of fp16) when there are enough input channels; 128 output pixels
-    per program unless that leaves SMs idle; the deepest cp.async pipeline that fits shared
-    memory. ``autotune=True`` on the launchers searches ``GPU_CONFIGS`` instead.
+    128 (256 for 256-channel layers when that still leaves a full wave of programs; 8 for the
+    3-channel output, the smallest warpgroup-MMA width); 64-deep K steps (128-byte rows of
+    fp16) when there are enough input channels; 128 output pixels per program unless that
+    leaves SMs idle (counting the transposed conv's 4 parity sub-grids, ``parities``); the
+    deepest cp.async pipeline that fits shared memory. Tiles that spill registers on sm_90
+    (``aot_proof`` checks every launched variant) are avoided: flattened-K tiles get 8 warps
+    (128 rows) and a 2-stage pipeline, and 4-byte tiles stay at most 64 channels wide (8 warps; exact fp32, whose dot runs
+    on FMA units, also at most 64 rows). ``autotune=True`` on the launchers searches
+    ``GPU_CONFIGS`` instead.
     """
     pow2 = _next_pow2_at_least_16
     if flat_k_total:
         block_k = 32 if flat_k_total > 16 else 16
     else:
         block_k = 64 if cin >= 64 else pow2(cin)
+    block_m = 128
+    block_n = 128 if cout > 64 else (8 if cout <= 8 else pow2(cout))
     if element_bytes >= 4:
         block_k = min(block_k, 32)
-    block_m = 128
-    block_n = 128 if cout > 64 else pow2(cout)
-    if cout >= 256 and triton.cdiv(m_total, 128) * triton.cdiv(cout, 256) >= num_sms:
+        block_n = min(block_n, 64)
+        if fp32_ieee:
+            block_m = 64
+    elif cout >= 256 and triton.cdiv(m_total, 128) * triton.cdiv(cout, 256) * parities >= num_sms:
         block_n = 256
-    if triton.cdiv(m_total, block_m) * triton.cdiv(cout, block_n) < num_sms:
+    if triton.cdiv(m_total, block_m) * triton.cdiv(cout, block_n) * parities < num_sms:
         block_m = 64
-    num_warps = 8 if block_m * block_n >= 128 * 128 else 4
+    num_warps = 8 if block_m * block_n >= 128 * 128 or element_bytes >= 4 or (flat_k_total and block_m >= 128) else 4
     # 128x256 tiles: 3 stages, as Triton's own Hopper matmuls use; 4 would leave too little
-    # shared memory for the epilogue's layout conversion of the fp32 accumulator.
-    num_stages = 3 if block_m * block_n >= 128 * 256 else 4
+    # shared memory for the epilogue's layout conversion of the fp32 accumulator. 4-byte
+    # operands: 3 (registers, not shared memory, run out first).
+    num_stages = 3 if block_m * block_n >= 128 * 256 or element_bytes >= 4 else 4
+    if flat_k_total:
+        num_stages = 2  # gathered operands: deeper pipelines spill (sm_80); the layer is memory bound
     while num_stages > 2 and (block_m * block_k + block_k * block_n) * element_bytes * num_stages > SHARED_MEMORY_BUDGET:
         num_stages -= 1
     return {"BLOCK_M": block_m, "BLOCK_N": block_n, "BLOCK_K": block_k, "GROUP_M": 8,

@@ -63,6 +63,41 @@ def _grouped_tile(pid, num_pid_m, num_pid_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
+def _finish_tile(
+    acc, tile_id, split, ws_ptr, count_ptr, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
+    stride_oc, ACTIVATION: tl.constexpr, HAS_POST: tl.constexpr, SPLIT_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Split-K fix-up (when SPLIT_K > 1), then bias -> activation -> affine -> cast -> store.
+
+    Split-K: each of the SPLIT_K programs of a tile writes its fp32 partial sum to its own
+    workspace slot, then counts itself in with an atomic; the last to arrive adds the slots
+    up in split order (so the result does not depend on arrival order: bit-for-bit
+    reproducible), resets the counter for the next launch (and the next CUDA-graph replay),
+    and alone runs the epilogue. One launch, no separate reduction kernel.
+    """
+    if SPLIT_K > 1:
+        tile_elems = BLOCK_M * BLOCK_N
+        offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        slots = ws_ptr + tile_id.to(tl.int64) * (SPLIT_K * tile_elems)
+        tl.store(slots + split * tile_elems + offs, acc)
+        # Every thread's partial is written before one thread publishes the arrival (release);
+        # the last arrival's acquire then makes all slots visible to it.
+        tl.debug_barrier()
+        arrived = tl.atomic_add(count_ptr + tile_id, 1, sem="acq_rel")
+        if arrived == SPLIT_K - 1:
+            acc = tl.load(slots + offs, cache_modifier=".cg")
+            for s in range(1, SPLIT_K):
+                acc += tl.load(slots + s * tile_elems + offs, cache_modifier=".cg")
+            tl.store(count_ptr + tile_id, 0)
+            _epilogue_store(acc, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
+                            stride_oc, ACTIVATION, HAS_POST)
+    else:
+        _epilogue_store(acc, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
+                        stride_oc, ACTIVATION, HAS_POST)
+
+
+@triton.jit
 def _epilogue_store(
     acc, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
     stride_oc, ACTIVATION: tl.constexpr, HAS_POST: tl.constexpr,
@@ -92,8 +127,8 @@ def _epilogue_store(
 @triton.heuristics({"EVEN_K": lambda args: args["CIN"] % args["BLOCK_K"] == 0})
 @triton.jit(do_not_specialize=SHAPE_ARGUMENTS)
 def conv2d_nhwc_kernel(
-    x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, out_ptr,
-    BATCH, H, W, CIN, H_OUT, W_OUT, COUT,
+    x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, out_ptr, ws_ptr, count_ptr,
+    BATCH, H, W, CIN: tl.constexpr, H_OUT, W_OUT, COUT,
     stride_xn, stride_xh, stride_xw, stride_xc,
     stride_on, stride_oh, stride_ow, stride_oc,
     KH: tl.constexpr, KW: tl.constexpr,
@@ -101,22 +136,32 @@ def conv2d_nhwc_kernel(
     ACTIVATION: tl.constexpr, HAS_POST: tl.constexpr, FLAT_K: tl.constexpr,
     COMPUTE_FP32: tl.constexpr, FP32_IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    EVEN_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, W_TMA: tl.constexpr, EVEN_K: tl.constexpr,
 ):
-    """One BLOCK_M (output pixels) x BLOCK_N (output channels) tile of the convolution.
+    """One BLOCK_M (output pixels) x BLOCK_N (output channels) tile of the convolution, or one
+    of its SPLIT_K slices of the reduction.
 
-    Operands are cast to the weight dtype as loaded; the dot accumulates in fp32.
+    The dot accumulates in fp32; the activation tile is cast to the weight dtype as loaded.
     COMPUTE_FP32 upcasts both operands first (fp32 layers, and bf16 in the interpreter, whose
     numpy dot mishandles bf16); FP32_IEEE keeps fp32 products exact instead of TF32. (The dot
-    is written out at each use, not in a helper, and ceil-divisions are spelled out rather than
-    ``tl.cdiv``: every @triton.jit call costs ~10-20 ms in the interpreter.)
+    is written out at each use, not in a helper, and no local variable holds a trip count:
+    every @triton.jit call costs ~10-20 ms in the interpreter, and its AST rewrite turns each
+    assigned local into a 1-element array, which ``range`` cannot take under numpy >= 2.4 with
+    Triton 3.6. Hence also CIN is a compile-time constant: the trip counts are constants.)
 
     x: logical (BATCH, H, W, CIN) with the given strides (any layout; NHWC is the fast one).
-    w: packed (KH*KW*CIN, COUT) contiguous, row = (kh*KW + kw)*CIN + ci (see ``pack_weight``).
+    w: packed (KH*KW*CIN, COUT) contiguous, row = (kh*KW + kw)*CIN + ci (see ``pack_weight``);
+    with W_TMA, a ``TensorDescriptor`` over it with block [BLOCK_K, BLOCK_N] (Hopper's tensor
+    memory accelerator loads the weight tiles; needs EVEN_K or FLAT_K, its zero fill past the
+    edges stands in for the masks).
     out: logical (BATCH, H_OUT, W_OUT, COUT) with the given strides.
-    Grid: 1-D, cdiv(BATCH*H_OUT*W_OUT, BLOCK_M) * cdiv(COUT, BLOCK_N) programs.
+    ws / count: split-K workspace (fp32, tiles * SPLIT_K * BLOCK_M * BLOCK_N) and per-tile
+    arrival counters (int32, zero), unused when SPLIT_K == 1.
+    Grid: (cdiv(BATCH*H_OUT*W_OUT, BLOCK_M) * cdiv(COUT, BLOCK_N), SPLIT_K); SPLIT_K must
+    divide the number of reduction steps.
     """
     pid = tl.program_id(0)
+    split = tl.program_id(1)
     m_total = BATCH * H_OUT * W_OUT
     num_pid_m = (m_total + BLOCK_M - 1) // BLOCK_M
     num_pid_n = (COUT + BLOCK_N - 1) // BLOCK_N
@@ -138,15 +183,15 @@ def conv2d_nhwc_kernel(
     iw0 = ow * STRIDE - PADDING
     # 64-bit image offset: a batch of large activations can pass 2**31 elements.
     x_row = x_ptr + n.to(tl.int64) * stride_xn
-    w_cols = w_ptr + offs_n[None, :]
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     if FLAT_K:
         # K = (kh, kw, ci) flattened; each K entry decodes its own tap.
-        k_total = KH * KW * CIN
-        for k0 in range(0, k_total, BLOCK_K):
+        tl.static_assert(((KH * KW * CIN + BLOCK_K - 1) // BLOCK_K) % SPLIT_K == 0)
+        for i in range(0, (KH * KW * CIN + BLOCK_K - 1) // BLOCK_K // SPLIT_K):
+            k0 = (split * ((KH * KW * CIN + BLOCK_K - 1) // BLOCK_K // SPLIT_K) + i) * BLOCK_K
             kk = k0 + offs_k
-            mask_k = kk < k_total
+            mask_k = kk < KH * KW * CIN
             tap = kk // CIN
             ci = kk % CIN
             kh = tap // KW
@@ -154,9 +199,12 @@ def conv2d_nhwc_kernel(
             ih = ih0[:, None] + kh[None, :] * DILATION
             iw = iw0[:, None] + kw[None, :] * DILATION
             valid = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W) & mask_m[:, None] & mask_k[None, :]
+            if W_TMA:
+                b = w_ptr.load([k0, pid_n * BLOCK_N])
+            else:
+                b = tl.load(w_ptr + kk[:, None] * COUT + offs_n[None, :], mask=mask_k[:, None] & mask_n[None, :], other=0.0)
             a_ptrs = x_row[:, None] + ih * stride_xh + iw * stride_xw + ci[None, :] * stride_xc
-            a = tl.load(a_ptrs, mask=valid, other=0.0).to(w_ptr.dtype.element_ty)
-            b = tl.load(w_cols + kk[:, None] * COUT, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+            a = tl.load(a_ptrs, mask=valid, other=0.0).to(b.dtype)
             if COMPUTE_FP32:
                 if FP32_IEEE:
                     acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
@@ -166,10 +214,11 @@ def conv2d_nhwc_kernel(
                 acc = tl.dot(a, b, acc)
     else:
         # K = (kh, kw, channel block); one flat loop so it software-pipelines.
-        num_cb = (CIN + BLOCK_K - 1) // BLOCK_K
-        for step in range(0, KH * KW * num_cb):
-            tap = step // num_cb
-            c0 = (step % num_cb) * BLOCK_K
+        tl.static_assert((KH * KW * ((CIN + BLOCK_K - 1) // BLOCK_K)) % SPLIT_K == 0)
+        for i in range(0, KH * KW * ((CIN + BLOCK_K - 1) // BLOCK_K) // SPLIT_K):
+            step = split * (KH * KW * ((CIN + BLOCK_K - 1) // BLOCK_K) // SPLIT_K) + i
+            tap = step // ((CIN + BLOCK_K - 1) // BLOCK_K)
+            c0 = (step % ((CIN + BLOCK_K - 1) // BLOCK_K)) * BLOCK_K
             kh = tap // KW
             kw = tap % KW
             ih = ih0 + kh * DILATION
@@ -178,15 +227,18 @@ def conv2d_nhwc_kernel(
             ci = c0 + offs_k
             ci = tl.max_contiguous(tl.multiple_of(ci, BLOCK_K), BLOCK_K)
             a_ptrs = x_row[:, None] + (ih * stride_xh + iw * stride_xw)[:, None] + ci[None, :] * stride_xc
-            w_ptrs = w_cols + (tap * CIN + ci)[:, None] * COUT
-            if EVEN_K:
+            if W_TMA:
+                b = w_ptr.load([tap * CIN + c0, pid_n * BLOCK_N])
                 a = tl.load(a_ptrs, mask=valid_m[:, None], other=0.0)
-                b = tl.load(w_ptrs, mask=mask_n[None, :], other=0.0)
+            elif EVEN_K:
+                b = tl.load(w_ptr + (tap * CIN + ci)[:, None] * COUT + offs_n[None, :], mask=mask_n[None, :], other=0.0)
+                a = tl.load(a_ptrs, mask=valid_m[:, None], other=0.0)
             else:
                 mask_k = ci < CIN
+                b = tl.load(w_ptr + (tap * CIN + ci)[:, None] * COUT + offs_n[None, :],
+                            mask=mask_k[:, None] & mask_n[None, :], other=0.0)
                 a = tl.load(a_ptrs, mask=valid_m[:, None] & mask_k[None, :], other=0.0)
-                b = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-            a = a.to(w_ptr.dtype.element_ty)
+            a = a.to(b.dtype)
             if COMPUTE_FP32:
                 if FP32_IEEE:
                     acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
@@ -196,15 +248,16 @@ def conv2d_nhwc_kernel(
                 acc = tl.dot(a, b, acc)
 
     out_row = out_ptr + n.to(tl.int64) * stride_on + oh * stride_oh + ow * stride_ow
-    _epilogue_store(acc, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
-                    stride_oc, ACTIVATION, HAS_POST)
+    _finish_tile(acc, pid, split, ws_ptr, count_ptr, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
+                 stride_oc, ACTIVATION, HAS_POST, SPLIT_K, BLOCK_M, BLOCK_N)
 
 
 def conv2d_grid(batch: int, h_out: int, w_out: int, cout: int):
     """The launch grid of ``conv2d_nhwc_kernel``: a function of the chosen config (``meta``)."""
 
     def grid(meta):
-        return (triton.cdiv(batch * h_out * w_out, meta["BLOCK_M"]) * triton.cdiv(cout, meta["BLOCK_N"]),)
+        return (triton.cdiv(batch * h_out * w_out, meta["BLOCK_M"]) * triton.cdiv(cout, meta["BLOCK_N"]),
+                meta.get("SPLIT_K", 1))
 
     return grid
 
@@ -216,30 +269,66 @@ def _sm_count(device_index: int) -> int:
 
 def launchable(
     autotuned_kernel, *, cin: int, cout: int, m_total: int, flat_k_total: int, weight: torch.Tensor,
-    config: Optional[dict] = None, autotune: bool = False,
+    config: Optional[dict] = None, autotune: bool = False, parities: int = 1, fp32_ieee: bool = True,
 ):
     """(kernel to index with a grid, explicit launch kwargs) for one launch.
 
     ``config``: an explicit tile, {"BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"} plus optional
-    "num_warps" / "num_stages", launched on the kernel under the autotuner (``.fn``, which
-    still applies the EVEN_K heuristic). Without one: in the interpreter the tile from
-    ``configs.interpreter_tile``; on a GPU the autotuner if ``autotune``, else
-    ``configs.heuristic_config``.
+    "num_warps" / "num_stages" / "SPLIT_K" / "W_TMA" (``plan.Tile.config()`` gives one),
+    launched on the kernel under the autotuner (``.fn``, which still applies the EVEN_K
+    heuristic). Without one: in the interpreter the tile from ``configs.interpreter_tile``; on
+    a GPU the autotuner if ``autotune``, else ``configs.heuristic_config`` (``parities``: 4
+    sub-grids for the transposed conv). The returned kwargs always hold SPLIT_K and W_TMA.
     """
     if config is None:
         if INTERPRETER_MODE:
             config = interpreter_tile(cin, cout, m_total, flat_k_total)
         elif autotune:
-            return autotuned_kernel, {}
+            return autotuned_kernel, {"SPLIT_K": 1, "W_TMA": False}
         else:
             device_index = weight.device.index if weight.device.index is not None else torch.cuda.current_device()
-            config = heuristic_config(m_total, cin, cout, weight.element_size(), flat_k_total, _sm_count(device_index))
+            config = heuristic_config(m_total, cin, cout, weight.element_size(), flat_k_total, _sm_count(device_index),
+                                      parities=parities, fp32_ieee=fp32_ieee)
     missing = {"BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"} - set(config)
     if missing:
         raise ValueError(f"config lacks {sorted(missing)}")
+    config = {"SPLIT_K": 1, "W_TMA": False, **config}
     if INTERPRETER_MODE:  # launch options mean nothing to the interpreter
         config = {k: v for k, v in config.items() if k not in ("num_warps", "num_stages")}
-    return autotuned_kernel.fn, dict(config)
+    return autotuned_kernel.fn, config
+
+
+def weight_operand(weight_packed: torch.Tensor, tile: dict):
+    """What the kernels take as ``w_ptr``: the packed weight, or with ``W_TMA`` a tensor
+    descriptor over its 2-D (rows, COUT) view with a [BLOCK_K, BLOCK_N] box."""
+    if not tile.get("W_TMA"):
+        return weight_packed
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    cout = weight_packed.shape[-1]
+    rows = weight_packed.numel() // cout
+    return TensorDescriptor(weight_packed.view(rows, cout), [rows, cout], [cout, 1],
+                            [tile["BLOCK_K"], tile["BLOCK_N"]])
+
+
+def split_k_buffers(tile: dict, m_total: int, cout: int, device, buffers=None, parities: int = 1):
+    """(workspace, counters) for a split-K launch of ``tile`` (None without split-K).
+
+    ``buffers``: a caller's preallocated pair to reuse (the backend keeps one per layer, so a
+    CUDA graph replays with fixed addresses); checked for size. Counters start at zero and
+    the kernel leaves them at zero.
+    """
+    split = tile.get("SPLIT_K", 1)
+    if split == 1:
+        return None
+    tiles = triton.cdiv(m_total, tile["BLOCK_M"]) * triton.cdiv(cout, tile["BLOCK_N"]) * parities
+    need = tiles * split * tile["BLOCK_M"] * tile["BLOCK_N"]
+    if buffers is not None:
+        workspace, counters = buffers
+        if workspace.numel() < need or counters.numel() < tiles:
+            raise ValueError(f"split-K buffers too small: need {need} floats and {tiles} counters")
+        return workspace, counters
+    return (torch.empty(need, device=device, dtype=torch.float32), torch.zeros(tiles, device=device, dtype=torch.int32))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, dilation: int, padding: int) -> int:
@@ -304,6 +393,7 @@ def conv2d_nhwc(
     fp32_ieee: bool = True,
     config: Optional[dict] = None,
     autotune: bool = False,
+    workspace: Optional[tuple] = None,
 ) -> torch.Tensor:
     """Convolution + bias + activation (+ affine) on a logical NHWC tensor.
 
@@ -318,7 +408,8 @@ def conv2d_nhwc(
     fp32_ieee: fp32 layers multiply in full fp32 (True) or TF32 on tensor cores (False).
     config: an explicit tile; autotune: on a GPU without ``config``, benchmark
     ``configs.GPU_CONFIGS`` once per layer shape instead of the heuristic tile (see
-    ``launchable``). Returns ``out``.
+    ``launchable``). workspace: for a split-K config, a reusable (fp32 workspace, int32
+    counters) pair (``split_k_buffers``); allocated per call when omitted. Returns ``out``.
     """
     if padding is None:
         padding = dilation * (kernel - 1) // 2
@@ -353,9 +444,12 @@ def conv2d_nhwc(
     launch, tile = launchable(
         conv2d_nhwc_kernel, cin=cin, cout=cout, m_total=batch * h_out * w_out,
         flat_k_total=kernel * kernel * cin if flat_k else 0, weight=weight_packed, config=config, autotune=autotune,
+        fp32_ieee=fp32_ieee,
     )
+    split = split_k_buffers(tile, batch * h_out * w_out, cout, device, workspace) or (bias, bias)
     launch[conv2d_grid(batch, h_out, w_out, cout)](
-        x, weight_packed, bias, post_scale if has_post else bias, post_shift if has_post else bias, out,
+        x, weight_operand(weight_packed, tile), bias, post_scale if has_post else bias, post_shift if has_post else bias,
+        out, *split,
         batch, h, w, cin, h_out, w_out, cout,
         *x.stride(), *out.stride(),
         KH=kernel, KW=kernel, STRIDE=stride, DILATION=dilation, PADDING=padding,

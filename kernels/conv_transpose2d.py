@@ -26,12 +26,14 @@ from .conv2d import (
     ACTIVATIONS,
     _check_int32_extent,
     _check_vector,
-    _epilogue_store,
+    _finish_tile,
     _grouped_tile,
     _reference_activation,
     check_device,
     launchable,
+    split_k_buffers,
     uses_fp32_compute,
+    weight_operand,
 )
 
 KERNEL = 4
@@ -47,23 +49,27 @@ PADDING = 1
 @triton.heuristics({"EVEN_K": lambda args: args["CIN"] % args["BLOCK_K"] == 0})
 @triton.jit(do_not_specialize=["BATCH", "H", "W"])  # index arithmetic only (see conv2d.SHAPE_ARGUMENTS)
 def conv_transpose2d_nhwc_kernel(
-    x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, out_ptr,
-    BATCH, H, W, CIN, COUT,
+    x_ptr, w_ptr, bias_ptr, scale_ptr, shift_ptr, out_ptr, ws_ptr, count_ptr,
+    BATCH, H, W, CIN: tl.constexpr, COUT,
     stride_xn, stride_xh, stride_xw, stride_xc,
     stride_on, stride_oh, stride_ow, stride_oc,
     ACTIVATION: tl.constexpr, HAS_POST: tl.constexpr,
     COMPUTE_FP32: tl.constexpr, FP32_IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    EVEN_K: tl.constexpr,
+    SPLIT_K: tl.constexpr, W_TMA: tl.constexpr, EVEN_K: tl.constexpr,
 ):
-    """One BLOCK_M (input-resolution pixels) x BLOCK_N tile of one output parity.
+    """One BLOCK_M (input-resolution pixels) x BLOCK_N tile of one output parity (or one of
+    its SPLIT_K reduction slices).
 
     x: logical (BATCH, H, W, CIN); out: logical (BATCH, 2H, 2W, COUT); w: packed
-    (4, 4*CIN, COUT), parity p = 2*py + px, row (2*ty + tx)*CIN + ci.
-    Grid: (cdiv(BATCH*H*W, BLOCK_M) * cdiv(COUT, BLOCK_N), 4).
+    (4, 4*CIN, COUT), parity p = 2*py + px, row (2*ty + tx)*CIN + ci; with W_TMA a tensor
+    descriptor over its (16*CIN, COUT) view, block [BLOCK_K, BLOCK_N] (needs EVEN_K).
+    ws / count: split-K workspace and counters as in ``conv2d_nhwc_kernel``.
+    Grid: (cdiv(BATCH*H*W, BLOCK_M) * cdiv(COUT, BLOCK_N), 4, SPLIT_K).
     """
     pid = tl.program_id(0)
     parity = tl.program_id(1)
+    split = tl.program_id(2)
     py = parity // 2
     px = parity % 2
     m_total = BATCH * H * W
@@ -83,15 +89,15 @@ def conv_transpose2d_nhwc_kernel(
     i = rem // W
     j = rem % W
     x_row = x_ptr + n.to(tl.int64) * stride_xn
-    w_cols = w_ptr + parity * (4 * CIN * COUT) + offs_n[None, :]
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    num_cb = (CIN + BLOCK_K - 1) // BLOCK_K
     # The reduction below mirrors conv2d_nhwc_kernel's on purpose: a shared @triton.jit helper
     # costs 10-20 ms per call in the interpreter (CI), so the loop body is written out here.
-    for step in range(0, 4 * num_cb):
-        tap = step // num_cb
-        c0 = (step % num_cb) * BLOCK_K
+    tl.static_assert((4 * ((CIN + BLOCK_K - 1) // BLOCK_K)) % SPLIT_K == 0)
+    for s in range(0, 4 * ((CIN + BLOCK_K - 1) // BLOCK_K) // SPLIT_K):
+        step = split * (4 * ((CIN + BLOCK_K - 1) // BLOCK_K) // SPLIT_K) + s
+        tap = step // ((CIN + BLOCK_K - 1) // BLOCK_K)
+        c0 = (step % ((CIN + BLOCK_K - 1) // BLOCK_K)) * BLOCK_K
         ty = tap // 2
         tx = tap % 2
         ih = i + py - ty
@@ -100,15 +106,18 @@ def conv_transpose2d_nhwc_kernel(
         ci = c0 + offs_k
         ci = tl.max_contiguous(tl.multiple_of(ci, BLOCK_K), BLOCK_K)
         a_ptrs = x_row[:, None] + (ih * stride_xh + iw * stride_xw)[:, None] + ci[None, :] * stride_xc
-        w_ptrs = w_cols + (tap * CIN + ci)[:, None] * COUT
-        if EVEN_K:
+        w_rows = parity * (4 * CIN) + tap * CIN + ci
+        if W_TMA:
+            b = w_ptr.load([parity * (4 * CIN) + tap * CIN + c0, pid_n * BLOCK_N])
             a = tl.load(a_ptrs, mask=valid_m[:, None], other=0.0)
-            b = tl.load(w_ptrs, mask=mask_n[None, :], other=0.0)
+        elif EVEN_K:
+            b = tl.load(w_ptr + w_rows[:, None] * COUT + offs_n[None, :], mask=mask_n[None, :], other=0.0)
+            a = tl.load(a_ptrs, mask=valid_m[:, None], other=0.0)
         else:
             mask_k = ci < CIN
+            b = tl.load(w_ptr + w_rows[:, None] * COUT + offs_n[None, :], mask=mask_k[:, None] & mask_n[None, :], other=0.0)
             a = tl.load(a_ptrs, mask=valid_m[:, None] & mask_k[None, :], other=0.0)
-            b = tl.load(w_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
-        a = a.to(w_ptr.dtype.element_ty)
+        a = a.to(b.dtype)
         if COMPUTE_FP32:
             if FP32_IEEE:
                 acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
@@ -118,15 +127,15 @@ def conv_transpose2d_nhwc_kernel(
             acc = tl.dot(a, b, acc)
 
     out_row = out_ptr + n.to(tl.int64) * stride_on + (2 * i + py) * stride_oh + (2 * j + px) * stride_ow
-    _epilogue_store(acc, out_row, offs_n, mask_m, mask_n, bias_ptr, scale_ptr, shift_ptr,
-                    stride_oc, ACTIVATION, HAS_POST)
+    _finish_tile(acc, parity * (num_pid_m * num_pid_n) + pid, split, ws_ptr, count_ptr, out_row, offs_n, mask_m,
+                 mask_n, bias_ptr, scale_ptr, shift_ptr, stride_oc, ACTIVATION, HAS_POST, SPLIT_K, BLOCK_M, BLOCK_N)
 
 
 def conv_transpose2d_grid(batch: int, h: int, w: int, cout: int):
     """Launch grid of ``conv_transpose2d_nhwc_kernel`` (h, w: the *input* size)."""
 
     def grid(meta):
-        return (triton.cdiv(batch * h * w, meta["BLOCK_M"]) * triton.cdiv(cout, meta["BLOCK_N"]), 4)
+        return (triton.cdiv(batch * h * w, meta["BLOCK_M"]) * triton.cdiv(cout, meta["BLOCK_N"]), 4, meta.get("SPLIT_K", 1))
 
     return grid
 
@@ -161,13 +170,14 @@ def conv_transpose2d_nhwc(
     fp32_ieee: bool = True,
     config: Optional[dict] = None,
     autotune: bool = False,
+    workspace: Optional[tuple] = None,
 ) -> torch.Tensor:
     """ConvTranspose2d(k=4, stride=2, padding=1) + bias + activation (+ affine), NHWC.
 
     x: (N, H, W, CIN), any strides; weight_packed: ``pack_transposed_weight(w)``; its dtype is
     the compute dtype. Output (N, 2H, 2W, COUT) into ``out`` (any strides) or a new contiguous
-    tensor of ``out_dtype`` (default: weight dtype). ``fp32_ieee``, ``config`` and ``autotune`` as in
-    ``conv2d_nhwc``. Returns ``out``.
+    tensor of ``out_dtype`` (default: weight dtype). ``fp32_ieee``, ``config``, ``autotune`` and
+    ``workspace`` as in ``conv2d_nhwc``. Returns ``out``.
     """
     if x.dim() != 4:
         raise ValueError(f"x must be a 4-D (N, H, W, C) tensor, got shape {tuple(x.shape)}")
@@ -192,10 +202,12 @@ def conv_transpose2d_nhwc(
     has_post = post_scale is not None
     launch, tile = launchable(
         conv_transpose2d_nhwc_kernel, cin=cin, cout=cout, m_total=batch * h * w, flat_k_total=0,
-        weight=weight_packed, config=config, autotune=autotune,
+        weight=weight_packed, config=config, autotune=autotune, parities=4, fp32_ieee=fp32_ieee,
     )
+    split = split_k_buffers(tile, batch * h * w, cout, device, workspace, parities=4) or (bias, bias)
     launch[conv_transpose2d_grid(batch, h, w, cout)](
-        x, weight_packed, bias, post_scale if has_post else bias, post_shift if has_post else bias, out,
+        x, weight_operand(weight_packed, tile), bias, post_scale if has_post else bias,
+        post_shift if has_post else bias, out, *split,
         batch, h, w, cin, cout,
         *x.stride(), *out.stride(),
         ACTIVATION=ACTIVATIONS[activation], HAS_POST=has_post,

@@ -7,7 +7,7 @@ from PIL import Image
 
 import glcic_fast
 from glcic_fast import InputError
-from glcic_fast.preprocess import authors_size, network_input, read_mask
+from glcic_fast.preprocess import network_input, read_mask
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +110,6 @@ def test_mask_encodings_and_threshold():
     np.testing.assert_array_equal(read_mask(grey, shape, threshold=0.2), ref)
     grey_u8 = np.where(ref, 200, 40).astype(np.uint8)  # 40/255 < 0.2 <= 200/255
     np.testing.assert_array_equal(read_mask(grey_u8, shape, threshold=0.2), ref)
-
-
-def test_authors_mode_resizes_and_keeps_known_pixels(random_network):
-    assert authors_size(700, 1000) == (420, 600)
-    assert authors_size(50, 70) == (52, 72)
-    completer = glcic_fast.load(random_network, backend="torch", device="cpu", authors_mode=True)
-    image = photo(50, 70, seed=3)
-    grey = np.where(box(50, 70, 10, 30, 20, 50), 180, 0).astype(np.uint8)
-    out = completer.complete(image, grey)
-    hole = grey >= 0.2 * 255
-    assert out.shape == image.shape
-    np.testing.assert_array_equal(out[~hole], image[~hole])
 
 
 def test_postprocess_keeps_known_pixels(completer):

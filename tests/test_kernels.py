@@ -64,6 +64,10 @@ def _random_conv(cout, cin, k, generator, transposed=False):
 
 
 def _assert_close(actual, expected, dtype):
+    """Signal-scaled parity (``kernels.parity``) plus an elementwise bound."""
+    from glcic_fast.kernels.parity import assert_parity
+
+    assert_parity(actual, expected, {fp32: "fp32", fp16: "fp16", bf16: "bf16"}[dtype])
     tol = TOLERANCE[dtype]
     torch.testing.assert_close(actual.float().cpu(), expected.float().cpu(), atol=tol, rtol=tol)
 

@@ -27,6 +27,24 @@ from glcic_fast.train.losses import (
 )
 from glcic_fast.train.trainer import TrainOptions, Trainer, phase_of, train
 
+from conftest import DEVICES
+from glcic_fast.train.runtime import CUBLAS_WORKSPACE
+
+# cuBLAS reads its workspace setting when PyTorch first starts it: set it before any test uses
+# CUDA, so the deterministic CUDA tests here hold whichever test ran CUDA first.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+
+@pytest.fixture(autouse=True)
+def restore_determinism():
+    """--deterministic switches process-wide PyTorch settings; give later tests the defaults back."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1], before[2]
+
+
 # ---- hole sampler -------------------------------------------------------------------------
 
 
@@ -155,14 +173,15 @@ def test_dataset_is_recursive_deterministic_and_sized(photos):
     files = list_images(photos)
     assert [f.relative_to(photos).as_posix() for f in files] == ["a.png", "b.jpg", "sub/c.webp", "sub/d.png"]
     ds = PhotoCropDataset(files, 64, 32, 12, 20, seed=5)
-    img, mask, corner_c, corner_d = ds[6]
+    img, mask, corner_c, corner_d, skipped = ds[6]
+    assert skipped.item() == -1
     assert img.shape == (3, 64, 64) and mask.shape == (1, 64, 64)
     assert 0 <= img.min() and img.max() <= 1
     y, x = corner_c.tolist()
     hole = mask[0].nonzero()
     assert hole[:, 0].min() >= y and hole[:, 0].max() < y + 32 and hole[:, 1].min() >= x and hole[:, 1].max() < x + 32
     again = PhotoCropDataset(files, 64, 32, 12, 20, seed=5)[6]
-    assert all(torch.equal(a, b) for a, b in zip((img, mask, corner_c, corner_d), again))
+    assert all(torch.equal(a, b) for a, b in zip((img, mask, corner_c, corner_d, skipped), again))
     # each epoch visits every image once
     assert sorted(ds.image_index(k) for k in range(4, 8)) == [0, 1, 2, 3]
 
@@ -182,7 +201,7 @@ def _options(data: Path, out: Path, **kw) -> TrainOptions:
     base = dict(
         data=str(data), out=str(out), image_size=64, local_size=32, hole_min=12, hole_max=20,
         iters_c=5, iters_d=1, iters_total=7, batch_size=2, workers=0, save_every=3,
-        sample_every=6, seed=0, progress=False, threads=1,
+        sample_every=6, seed=0, progress=False, threads=1, device="cpu",
     )
     base.update(kw)
     return TrainOptions(**base)
@@ -237,15 +256,19 @@ def test_smoke_three_phases_loss_goes_down_and_checkpoint_loads(photos, tmp_path
     assert np.array_equal(out[~hole], image[~hole])
 
 
-def test_resume_is_bit_for_bit(photos, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_resume_is_bit_for_bit(photos, tmp_path, device):
+    """CPU: always bit-for-bit. CUDA: with --deterministic, mixed precision on (see train.runtime)."""
     # split at step 2: phase 1 and 2 before the save, phase 3 after it
-    opts = dict(iters_c=1, iters_d=1, iters_total=3, save_every=100, sample_every=0, workers=1)
+    opts = dict(iters_c=1, iters_d=1, iters_total=3, save_every=100, sample_every=0, workers=1,
+                device=device, deterministic=device == "cuda", amp=True)
     straight = Trainer(_options(photos, tmp_path / "straight", **opts), log=lambda m: None)
+    assert straight.device.type == device and straight.use_amp == (device == "cuda")
     straight.run()
 
     first = train(_options(photos, tmp_path / "split", stop_after=2, **opts), log=lambda m: None)
     assert first["step"] == 2
-    resumed = Trainer(_options(photos, tmp_path / "split", **opts), resume=str(tmp_path / "split" / "train_state.pt"), log=lambda m: None)
+    resumed = Trainer(_options(photos, tmp_path / "split", **opts), resume=str(tmp_path / "split" / "train_state.safetensors"), log=lambda m: None)
     assert resumed.step == 2
     resumed.run()
     assert resumed.step == 3
@@ -260,7 +283,7 @@ def test_resume_is_bit_for_bit(photos, tmp_path):
 
 def test_resume_refuses_to_move_trained_phases(photos, tmp_path):
     train(_options(photos, tmp_path / "run", iters_c=1, iters_d=1, iters_total=3, stop_after=1, sample_every=0), log=lambda m: None)
-    state = str(tmp_path / "run" / "train_state.pt")
+    state = str(tmp_path / "run" / "train_state.safetensors")
     with pytest.raises(ValueError, match="already trained"):
         Trainer(_options(photos, tmp_path / "run", iters_c=0, iters_d=1, iters_total=3), resume=state, log=lambda m: None)
     # moving a boundary that no trained step has reached is fine (step 1 is still phase 1's)
@@ -295,25 +318,27 @@ DDP_SCRIPT = textwrap.dedent(
     """
     import sys, torch
     from glcic_fast.train.trainer import TrainOptions, Trainer
-    data, out = sys.argv[1], sys.argv[2]
+    data, out, device = sys.argv[1], sys.argv[2], sys.argv[3]
     opts = TrainOptions(data=data, out=out, image_size=64, local_size=32, hole_min=12, hole_max=20,
                         iters_c=1, iters_d=1, iters_total=3, batch_size=4, workers=0, save_every=100,
-                        sample_every=0, progress=False, threads=1)
-    t = Trainer(opts, log=lambda m: None)
+                        sample_every=0, progress=False, threads=1, device=device)
+    t = Trainer(opts, log=lambda m: print(m, flush=True))
     t.run()
     # every process must hold the same completion network (DDP averaged the gradients)
     flat = torch.cat([p.detach().flatten() for p in t.completion.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(t.dist.world)]
     torch.distributed.all_gather(gathered, flat)
     assert all(torch.equal(g, gathered[0]) for g in gathered), "ranks diverged"
-    print(f"rank {t.dist.rank} of {t.dist.world} step {t.step} ok", flush=True)
+    backend = torch.distributed.get_backend()
+    print(f"rank {t.dist.rank} of {t.dist.world} step {t.step} on {t.device} via {backend} ok", flush=True)
     torch.distributed.destroy_process_group()
     """
 )
 
 
-def test_ddp_two_gloo_processes(photos, tmp_path):
-    script = tmp_path / "ddp_train.py"
+def run_ddp(photos: Path, out: Path, device: str, processes: int = 2) -> subprocess.CompletedProcess:
+    """``torchrun`` the training script above with ``processes`` processes on this machine."""
+    script = out.parent / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
     import socket
 
@@ -322,13 +347,18 @@ def test_ddp_two_gloo_processes(photos, tmp_path):
         port = sock.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={port}",
-         "--master-addr=127.0.0.1",
-         str(script), str(photos), str(tmp_path / "ddp")],
+        [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", f"--master-port={port}",
+         "--master-addr=127.0.0.1", str(script), str(photos), str(out), device],
         capture_output=True, text=True, timeout=170, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "rank 0 of 2 step 3 ok" in proc.stdout and "rank 1 of 2 step 3 ok" in proc.stdout
+    return proc
+
+
+def test_ddp_two_gloo_processes(photos, tmp_path):
+    # Two CPU processes: gloo on any machine, whatever GPUs it has (see test_train_runtime for auto).
+    proc = run_ddp(photos, tmp_path / "ddp", "cpu")
+    assert "rank 0 of 2 step 3 on cpu via gloo ok" in proc.stdout and "rank 1 of 2 step 3 on cpu via gloo ok" in proc.stdout
     from glcic_fast.checkpoint import read_metadata
 
     meta = read_metadata(tmp_path / "ddp" / "model.safetensors")

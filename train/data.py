@@ -13,9 +13,8 @@ however many worker processes load them.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,17 +36,33 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
+class UnreadableImage(OSError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image)."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: cannot read image ({reason})")
+        self.path = path
+        self.reason = reason
+
+
 def open_rgb(path: str | Path, min_side: Optional[int] = None):
-    """A PIL RGB image; JPEGs are decoded at a reduced scale when ``min_side`` allows (fast)."""
+    """A decoded PIL RGB image; JPEGs are decoded at a reduced scale when ``min_side`` allows (fast).
+
+    Raises ``UnreadableImage`` for anything that is not a readable image (PIL reports broken
+    files as OSError, SyntaxError, ValueError, ... depending on the format).
+    """
     from PIL import Image
 
-    img = Image.open(path)
-    if min_side is not None and img.format == "JPEG":
-        # draft() picks the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= the request.
-        w, h = img.size
-        f = min_side / min(w, h)
-        img.draft("RGB", (max(1, int(w * f) + 1), max(1, int(h * f) + 1)))
-    return img.convert("RGB")
+    try:
+        with Image.open(path) as img:
+            if min_side is not None and img.format == "JPEG":
+                # draft() picks the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= the request.
+                w, h = img.size
+                f = min_side / min(w, h)
+                img.draft("RGB", (max(1, int(w * f) + 1), max(1, int(h * f) + 1)))
+            return img.convert("RGB")  # decodes the whole file: truncation shows here
+    except Exception as e:  # noqa: BLE001 - any decoder failure means "this file is unusable"
+        raise UnreadableImage(path, f"{type(e).__name__}: {e}") from None
 
 
 def resize_short_side(img, short: int):
@@ -60,21 +75,61 @@ def resize_short_side(img, short: int):
     return img.resize(size, Image.BILINEAR, reducing_gap=2.0)
 
 
-def compute_mean_pixel(files: Sequence[Path], thumb_side: int = 64) -> list[float]:
+def load_square_crops(
+    folder: str | Path, size: int, limit: Optional[int] = None, on_skip: Optional[Callable[[str, Exception], None]] = None
+) -> tuple[list[np.ndarray], list[str]]:
+    """The photos of ``folder`` as uint8 RGB squares: short side resized to ``size``, centre crop.
+
+    What evaluation and validation look at. Unreadable files are passed to ``on_skip(name,
+    error)`` and left out; ``ValueError`` if none is readable. Names are relative to ``folder``.
+    """
+    files = list_images(folder)
+    if limit is not None:
+        files = files[:limit]
+    images, names = [], []
+    for f in files:
+        name = f.relative_to(Path(folder)).as_posix()
+        try:
+            img = resize_short_side(open_rgb(f, size), size)
+        except UnreadableImage as e:
+            if on_skip is not None:
+                on_skip(name, e)
+            continue
+        w, h = img.size
+        x0, y0 = (w - size) // 2, (h - size) // 2
+        images.append(np.asarray(img.crop((x0, y0, x0 + size, y0 + size)), dtype=np.uint8))
+        names.append(name)
+    if not images:
+        raise ValueError(f"{folder}: none of the {len(files)} image file(s) can be read")
+    return images, names
+
+
+def compute_mean_pixel(files: Sequence[Path], thumb_side: int = 64, skipped: Optional[list] = None) -> list[float]:
     """The training set's mean RGB in [0, 1] (each image weighted equally, from a thumbnail).
 
     Computed once per run and stored in every checkpoint: the network's input is
     ``image - mean`` with the hole set to 0, so the same mean must be used at inference.
+    Unreadable files are left out and appended to ``skipped`` (as ``UnreadableImage``); if no
+    file is readable, ``ValueError``.
     """
     total = np.zeros(3, dtype=np.float64)
+    used = 0
     for f in files:
-        img = resize_short_side(open_rgb(f, thumb_side), thumb_side)
+        try:
+            img = resize_short_side(open_rgb(f, thumb_side), thumb_side)
+        except UnreadableImage as e:
+            if skipped is not None:
+                skipped.append(e)
+            continue
         total += np.asarray(img, dtype=np.float64).reshape(-1, 3).mean(0) / 255.0
-    return [float(v) for v in total / len(files)]
+        used += 1
+    if not used:
+        raise ValueError(f"none of the {len(files)} image(s) can be read (e.g. {files[0] if files else '-'}); nothing to train on")
+    return [float(v) for v in total / used]
 
 
 class PhotoCropDataset(Dataset):
-    """Sample ``k`` -> (image 3xSxS in [0,1], mask 1xSxS, Mc local box (y, x), Md local box (y, x)).
+    """Sample ``k`` -> (image 3xSxS in [0,1], mask 1xSxS, Mc local box (y, x), Md local box (y, x), skipped).
 
     Indexed by the global sample number ``k`` (any non-negative integer): epoch ``k // N``
     visits the N images in a permutation seeded by ``(seed, epoch)``.
@@ -121,8 +176,25 @@ class PhotoCropDataset(Dataset):
         return int(self._perm[pos])
 
     def __getitem__(self, k: int):
+        """Sample ``k``, plus the index of an unreadable image it had to skip (-1 if none).
+
+        An image that cannot be decoded is replaced by the next one in the epoch's order (a
+        pure function of ``k`` and which files are readable, so resume stays bit-for-bit); the
+        caller reports the skipped file.
+        """
         rng = np.random.default_rng([self.seed, int(k)])
-        img = open_rgb(self.files[self.image_index(k)], self.scale_min)
+        n = len(self.files)
+        epoch, pos = divmod(int(k), n)
+        first_bad = -1
+        for attempt in range(n):
+            index = self.image_index(epoch * n + (pos + attempt) % n)
+            try:
+                img = open_rgb(self.files[index], self.scale_min)
+                break
+            except UnreadableImage:
+                first_bad = index if first_bad < 0 else first_bad
+        else:
+            raise ValueError(f"none of the {n} training images can be read any more (e.g. {self.files[0]})")
         img = resize_short_side(img, int(rng.integers(self.scale_min, self.scale_max + 1)))
         w, h = img.size
         s = self.image_size
@@ -135,6 +207,7 @@ class PhotoCropDataset(Dataset):
             torch.from_numpy(mask)[None],
             torch.tensor([local_c.y, local_c.x], dtype=torch.int64),
             torch.tensor([local_d.y, local_d.x], dtype=torch.int64),
+            torch.tensor(first_bad, dtype=torch.int64),
         )
 
 
@@ -164,11 +237,6 @@ class StepBatchSampler(Sampler):
         if self.stop_step is None:
             raise TypeError("an open-ended sampler has no length")
         return max(0, self.stop_step - self.start_step)
-
-
-def ignore_sigint_in_worker(_worker_id: int) -> None:
-    """Data-loader workers leave Ctrl-C to the main process, which saves a checkpoint first."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def crop_boxes(images: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:

@@ -12,6 +12,9 @@ from fake by where the patch sits.
 
 Everything takes a ``numpy.random.Generator`` so callers control seeding (the data pipeline
 derives one per sample so that training resumes bit-for-bit).
+
+The seeded hole sets of ``glcic-fast eval`` and of a budgeted run's validation are here too:
+``paper`` (the rectangle above, scaled to the image) and ``free-form`` (brush strokes).
 """
 
 from __future__ import annotations
@@ -87,3 +90,49 @@ def sample_training_masks(
     mask, _, local_c = sample_hole(rng, image_size, local_size, hole_min, hole_max)
     local_d = sample_local_box(rng, image_size, local_size)
     return mask, local_c, local_d
+
+
+# ---- the seeded hole sets of evaluation and validation -----------------------------------------
+HOLE_SETS = ("paper", "free-form")
+
+
+def default_hole_sizes(image_size: int) -> tuple[int, int, int]:
+    """The paper's (local 128, holes 96..128 at 256) scaled to ``image_size``: (local, min, max)."""
+    local = max(4, round(image_size * 128 / 256))
+    return local, max(1, round(image_size * 96 / 256)), max(1, min(local, round(image_size * 128 / 256)))
+
+
+def paper_hole(rng: np.random.Generator, size: int, local: int, hole_min: int, hole_max: int) -> np.ndarray:
+    mask, _, _ = sample_hole(rng, size, local, hole_min, hole_max)
+    return mask > 0
+
+
+def free_form_hole(rng: np.random.Generator, size: int) -> np.ndarray:
+    """1-4 brush strokes: polylines of 2-5 segments, random direction and length, thick round pen."""
+    import cv2
+
+    canvas = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(1, 5))):
+        y, x = rng.uniform(0, size, 2)
+        width = int(rng.integers(max(2, size // 24), max(3, size // 8) + 1))
+        for _ in range(int(rng.integers(2, 6))):
+            angle = rng.uniform(0, 2 * np.pi)
+            length = rng.uniform(size / 10, size / 3)
+            ny = float(np.clip(y + length * np.sin(angle), 0, size - 1))
+            nx = float(np.clip(x + length * np.cos(angle), 0, size - 1))
+            cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 255, width)
+            y, x = ny, nx
+    mask = canvas > 0
+    if not mask.any():  # cannot happen with width >= 2, but keep every sample valid
+        mask[size // 2, size // 2] = True
+    return mask
+
+
+def make_holes(kind: str, count: int, size: int, local: int, hole_min: int, hole_max: int, seed: int) -> list[np.ndarray]:
+    """``count`` seeded masks (bool, size x size); the same arguments give the same holes."""
+    tag = HOLE_SETS.index(kind)
+    out = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, tag, i])
+        out.append(paper_hole(rng, size, local, hole_min, hole_max) if kind == "paper" else free_form_hole(rng, size))
+    return out

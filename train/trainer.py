@@ -11,13 +11,26 @@ independent Md for real photos).
 
 Runs survive: a training state (both networks, both optimisers, the AMP scaler, step,
 phase, RNG states, the mean pixel, the options, the image list) is written atomically every
-``save_every`` steps, at the end and on Ctrl-C / SIGTERM; ``resume`` continues bit-for-bit
-because every sample is a pure function of (seed, sample number), see ``data``. Each save also
-writes ``model.safetensors``, a glcic-fast checkpoint that ``glcic_fast.load`` reads directly.
+``save_every`` steps, at the end and on Ctrl-C / SIGTERM, as safetensors + JSON (``state``:
+reading it runs no code). ``resume`` continues bit-for-bit because every sample is a pure
+function of (seed, sample number), see ``data`` (on CUDA with ``deterministic``; see
+``runtime`` for what each device guarantees). A run killed at any point (even SIGKILL in the
+middle of a save) resumes from its last complete save: every file is written through
+``glcic_fast.atomic``, and ``log.jsonl`` is cut back to the resumed step so each step appears
+once. Each save also writes ``model.safetensors``, a glcic-fast checkpoint that
+``glcic_fast.load`` reads directly.
+
+Unreadable images (corrupt, truncated) are skipped with a warning naming them and counted in
+the log; the run stops with a clear error only when no image is left.
 
 Scale: mixed precision (bf16, or fp16 with a gradient scaler) on a GPU; several processes via
-``torchrun`` with DistributedDataParallel (nccl on GPUs, gloo on CPUs); images are decoded in
-data-loader worker processes.
+``torchrun`` with DistributedDataParallel (one GPU per process with NCCL, or gloo on CPUs; see
+``runtime``); images are decoded in data-loader worker processes.
+
+The run's options are in ``options``, its process plumbing (RNG, stop signals, torchrun, the
+log) in ``process``, the saved state's format in ``state``, the touches a finished network
+gets in ``finish``. What is left here (~480 lines) is one object: the ``Trainer`` with its
+networks, optimisers and counters, kept whole so the loop reads top to bottom.
 """
 
 from __future__ import annotations
@@ -26,11 +39,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -39,206 +49,47 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..atomic import atomic_write_bytes
+from ..atomic import atomic_write, remove_stale_temps
 from ..checkpoint import save_checkpoint
 from ..model import CompletionNetwork, ContextDiscriminator
-from .data import (
-    PhotoCropDataset,
-    StepBatchSampler,
-    compute_mean_pixel,
-    crop_boxes,
-    ignore_sigint_in_worker,
-    list_images,
-)
+from .data import PhotoCropDataset, StepBatchSampler, compute_mean_pixel, crop_boxes, list_images
+from .finish import network_input, recalibrate_batchnorm, zero_unreached_dilated_taps  # noqa: F401 (re-exported)
 from .losses import (
-    PAPER_ALPHA,
     completion_loss,
     discriminator_loss,
     generator_adversarial_loss,
     joint_completion_loss,
 )
+from .options import (  # noqa: F401 (re-exported: the run's options and schedule)
+    DEFAULT_LR,
+    OPTIMIZERS,
+    PAPER_ITERS,
+    RESUMABLE_OVERRIDES,
+    TrainOptions,
+    phase_of,
+    steps_per_phase,
+)
+from .process import StopRequest, capture_rng, restore_rng, setup_distributed, truncate_log
+from .runtime import make_deterministic, placement_here, seed_worker
+from .state import TrainStateError, load_state, save_state
 
 STATE_FORMAT = "glcic-fast-train-state"
-STATE_VERSION = 1
-STATE_FILE = "train_state.pt"
+STATE_VERSION = 2
+STATE_FILE = "train_state.safetensors"
+LEGACY_STATE_FILE = "train_state.pt"  # pickles: refused (see state)
 MODEL_FILE = "model.safetensors"
 LOG_FILE = "log.jsonl"
-OPTIMIZERS = ("adadelta", "adam")
-PAPER_ITERS = {"iters_c": 90_000, "iters_d": 10_000, "iters_total": 500_000}
-DEFAULT_LR = {"adadelta": 1.0, "adam": 1e-4}
-# Options a resumed run may change; everything else comes from the saved state so the run
-# continues as it started.
-RESUMABLE_OVERRIDES = (
-    "data", "out", "workers", "device", "save_every", "sample_every", "stop_after", "threads", "keep_snapshots", "progress",
-)
-
-
-@dataclass
-class TrainOptions:
-    """Every knob of a run. Defaults are the paper's (256-pixel crops, batch 96, ...)."""
-
-    data: str = ""
-    out: str = "runs/glcic"
-    image_size: int = 256
-    local_size: int = 128
-    hole_min: int = 96
-    hole_max: int = 128
-    scale_min: Optional[int] = None  # short side drawn from [scale_min, scale_max];
-    scale_max: Optional[int] = None  # default [1, 1.5] x image_size, the paper's [256, 384]
-    # Phase lengths; None means the paper's (new run) or the saved run's (resume).
-    iters_c: Optional[int] = None
-    iters_d: Optional[int] = None
-    iters_total: Optional[int] = None
-    batch_size: int = 96  # global: split evenly over the processes of a torchrun job
-    alpha: float = PAPER_ALPHA
-    optimizer: str = "adadelta"
-    lr: Optional[float] = None  # default: 1.0 for ADADELTA, 1e-4 for Adam
-    workers: int = 4
-    device: str = "auto"
-    amp: bool = True  # mixed precision, GPU only
-    save_every: int = 1000
-    sample_every: int = 1000
-    keep_snapshots: bool = False  # also keep snapshots/model_step*.safetensors at each save
-    seed: int = 0
-    mean_images: int = 2000  # the mean pixel is computed from up to this many images
-    stop_after: Optional[int] = None  # stop (saving) once this step is reached
-    threads: Optional[int] = None  # torch intra-op threads (CPU)
-    progress: bool = True
-    data_files: list = field(default_factory=list)  # filled in: the image list, relative to data
-
-    def fill_paper_iters(self) -> None:
-        for name, value in PAPER_ITERS.items():
-            if getattr(self, name) is None:
-                setattr(self, name, value)
-
-    def validate(self) -> None:
-        self.fill_paper_iters()
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if min(self.iters_c, self.iters_d) < 0 or self.iters_total < self.iters_c + self.iters_d:
-            raise ValueError(
-                f"need iters_c, iters_d >= 0 and iters_total >= iters_c + iters_d, "
-                f"got {self.iters_c}, {self.iters_d}, {self.iters_total}"
-            )
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be positive, got {self.batch_size}")
-        if self.image_size % 64 or self.local_size % 32:
-            raise ValueError(
-                "the context discriminator needs image_size a multiple of 64 and local_size a multiple "
-                f"of 32 (six and five stride-2 convs), got {self.image_size} and {self.local_size}"
-            )
-        if self.save_every < 1 or self.sample_every < 0:
-            raise ValueError("save_every must be >= 1 and sample_every >= 0")
-
-    @property
-    def learning_rate(self) -> float:
-        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
-
-
-def phase_of(step: int, opts: TrainOptions) -> int:
-    """Which phase the step with this (0-based) number belongs to: 1, 2 or 3."""
-    if step < opts.iters_c:
-        return 1
-    if step < opts.iters_c + opts.iters_d:
-        return 2
-    return 3
-
-
+SNAPSHOT_DIR = "snapshots"
+SAMPLE_DIR = "samples"
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr)
     return torch.optim.Adam(params, lr=lr)
 
 
-def network_input(images: torch.Tensor, masks: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """The paper's input: (image - mean) with the hole zeroed, and the mask (N, 4, H, W)."""
-    return torch.cat([(images - mean) * (1.0 - masks), masks], dim=1)
-
-
 def composite(images: torch.Tensor, completed: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Known pixels from the photo, hole pixels from the network."""
     return images * (1.0 - masks) + completed * masks
-
-
-def capture_rng() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class StopRequest:
-    """Ctrl-C / SIGTERM ask for a clean stop: finish the step, save, exit.
-
-    A second Ctrl-C raises ``KeyboardInterrupt`` at once (no save: the state may be mid-step).
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum, _frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self):
-        if threading_is_main():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def threading_is_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: torch.device) -> Distributed:
-    """Join the torchrun job described by the environment (if any)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda asked for, but this PyTorch sees no CUDA GPU; use --device cpu")
-        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
-    if name != "cpu":
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device("cpu")
 
 
 class Trainer:
@@ -248,10 +99,13 @@ class Trainer:
         self.log = log
         state = None
         if resume:
-            state = torch.load(resume, map_location="cpu", weights_only=False)
-            if state.get("format") != STATE_FORMAT:
-                raise ValueError(f"{resume}: not a glcic-fast training state")
-            saved = TrainOptions(**state["options"])
+            state = load_state(resume)  # safetensors + JSON; TrainStateError names the problem
+            if state.get("format") != STATE_FORMAT or not isinstance(state.get("options"), dict):
+                raise TrainStateError(f"{resume}: not a glcic-fast training state")
+            try:
+                saved = TrainOptions(**state["options"])
+            except TypeError as e:
+                raise TrainStateError(f"{resume}: the saved options do not match this glcic-fast ({e})") from None
             for name in RESUMABLE_OVERRIDES:
                 setattr(saved, name, getattr(opts, name))
             if opts.iters_total is not None:
@@ -279,17 +133,29 @@ class Trainer:
         self.opts = opts
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        self.device = pick_device(opts.device, int(os.environ.get("LOCAL_RANK", "0")))
-        self.dist = setup_distributed(self.device)
+        if opts.deterministic:
+            make_deterministic()
+        placement = placement_here(opts.device)
+        if placement.note and int(os.environ.get("RANK", "0")) == 0:
+            self.log(f"note: {placement.note}")
+        self.device = torch.device(placement.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            if not opts.deterministic:
+                torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN time its algorithms
+        self.dist = setup_distributed(placement)
         if opts.batch_size % self.dist.world:
             raise ValueError(f"batch size {opts.batch_size} does not split over {self.dist.world} processes")
         self.local_batch = opts.batch_size // self.dist.world
         self.out = Path(opts.out)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            for folder in (self.out, self.out / SNAPSHOT_DIR, self.out / SAMPLE_DIR):
+                remove_stale_temps(folder)  # left by a killed run: every write of ours is atomic
 
         root = Path(opts.data)
         files = list_images(root)
+        self.skipped: dict[int, str] = {}  # unreadable images met so far: index -> reason
         rel = [str(f.relative_to(root)) for f in files]
         if state is not None and state["options"].get("data_files") and rel != state["options"]["data_files"]:
             self.log(
@@ -321,15 +187,24 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             self.step = int(state["step"])
             self.elapsed = float(state.get("elapsed", 0.0))
-            self.mean = list(state["mean"])
+            self.mean = [float(m) for m in state["mean"]]
             restore_rng(state["rng"])
             self.log(f"resumed {resume} at step {self.step} (phase {phase_of(self.step, opts)})")
-        else:
+        if self.dist.is_main:
+            # A resumed run trains again the steps logged after its state; a new run starts a new log.
+            dropped = truncate_log(self.out / LOG_FILE, self.step)
+            if dropped:
+                self.log(f"log.jsonl: dropped {dropped} record(s) after step {self.step} (trained again now)")
+        if state is None:
             files_for_mean = files
             if len(files) > opts.mean_images:
                 pick = np.random.default_rng([opts.seed, 0x3EA7]).choice(len(files), opts.mean_images, replace=False)
                 files_for_mean = [files[i] for i in sorted(pick)]
-            self.mean = compute_mean_pixel(files_for_mean)
+            unreadable: list = []
+            self.mean = compute_mean_pixel(files_for_mean, skipped=unreadable)
+            index_of = {f: i for i, f in enumerate(files)}
+            for e in unreadable:
+                self.note_skipped(index_of[e.path], e.reason)
         self.mean_t = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
 
         if self.dist.world > 1:
@@ -340,6 +215,14 @@ class Trainer:
             self.discriminator_ddp: nn.Module = DDP(self.discriminator, device_ids=ids)
         else:
             self.completion_ddp, self.discriminator_ddp = self.completion, self.discriminator
+
+    def note_skipped(self, index: int, reason: str = "") -> None:
+        """Warn (once per file) that an unreadable image is skipped."""
+        if index < 0 or index in self.skipped:
+            return
+        self.skipped[index] = reason
+        if self.dist.is_main:
+            self.log(f"warning: skipping unreadable image {self.files[index]}{' (' + reason + ')' if reason else ''}")
 
     # ---- persistence -------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -377,22 +260,30 @@ class Trainer:
             "local_size": o.local_size,
             "hole_range": [o.hole_min, o.hole_max],
             "scale_range": [o.scale_min or o.image_size, o.scale_max or (o.image_size * 3) // 2],
-            "training_images": len(self.files),
+            "training_images": len(self.files) - len(self.skipped),
+            "skipped_images": len(self.skipped),
             "training_seconds": round(self.elapsed, 1),
         }
 
-    def save(self) -> None:
-        """Write the training state and the completer checkpoint (rank 0; atomic)."""
+    def save(self, log_file=None) -> None:
+        """Write the completer checkpoint(s), then the training state (rank 0; each atomic).
+
+        The state is written last: it is the commit point. A run killed before it resumes
+        from the previous state and writes this step's checkpoints again (identically); the
+        log is on disk before it, so the log always reaches the saved step.
+        """
         if not self.dist.is_main:
             return
-        state = self.state_dict()
-        atomic_write_bytes(self.out / STATE_FILE, lambda tmp: torch.save(state, tmp))
         meta = self.model_metadata()
         save_checkpoint(self.completion, self.out / MODEL_FILE, mean=self.mean, **meta)
         if self.opts.keep_snapshots:
             save_checkpoint(
-                self.completion, self.out / "snapshots" / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
+                self.completion, self.out / SNAPSHOT_DIR / f"model_step{self.step:07d}.safetensors", mean=self.mean, **meta
             )
+        if log_file is not None:
+            log_file.flush()
+            os.fsync(log_file.fileno())
+        save_state(self.out / STATE_FILE, self.state_dict())
 
     # ---- data ---------------------------------------------------------------------------
     def make_dataset(self, seed: int) -> PhotoCropDataset:
@@ -408,7 +299,8 @@ class Trainer:
             batch_sampler=sampler,
             num_workers=self.opts.workers,
             pin_memory=self.device.type == "cuda",
-            worker_init_fn=ignore_sigint_in_worker if self.opts.workers > 0 else None,
+            worker_init_fn=seed_worker if self.opts.workers > 0 else None,
+            generator=torch.Generator().manual_seed(self.opts.seed),
             persistent_workers=False,
             prefetch_factor=2 if self.opts.workers > 0 else None,
         )
@@ -420,7 +312,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     def train_step(self, batch) -> dict[str, float]:
-        images, masks, corners_c, corners_d = (t.to(self.device, non_blocking=True) for t in batch)
+        images, masks, corners_c, corners_d = (t.to(self.device, non_blocking=True) for t in batch[:4])
         phase = phase_of(self.step, self.opts)
         local = self.opts.local_size
         inp = network_input(images, masks, self.mean_t)
@@ -489,10 +381,18 @@ class Trainer:
         rows = [shown, composite(images, out, masks), images]
         grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # 3 x (3S) x (count S)
         arr = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        path = self.out / "samples" / f"step{self.step:07d}.png"
+        path = self.out / SAMPLE_DIR / f"step{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+        atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
         return path
+
+    # ---- hooks for subclasses (budgeted runs) ---------------------------------------------
+    def after_step(self, losses: dict[str, float]) -> None:
+        """Called after each step (and its log record), before the save check."""
+
+    def should_stop(self) -> bool:
+        """True to stop (saving) after the current step, as Ctrl-C would."""
+        return False
 
     # ---- the loop -----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -522,6 +422,8 @@ class Trainer:
                 for batch in self.make_loader(stop):
                     t0 = time.perf_counter()
                     phase = phase_of(self.step, o)
+                    for index in batch[4].unique().tolist():
+                        self.note_skipped(int(index))
                     last = self.train_step(batch)
                     if self.device.type == "cuda":
                         torch.cuda.synchronize(self.device)
@@ -533,6 +435,8 @@ class Trainer:
                                   **{k: round(v, 6) for k, v in last.items()},
                                   "data_s": round(t0 - t_wait, 4), "step_s": round(t1 - t0, 4),
                                   "elapsed_s": round(self.elapsed, 2), "time": round(time.time(), 2)}
+                        if self.skipped:
+                            record["skipped_files"] = len(self.skipped)
                         log_file.write(json.dumps(record) + "\n")
                         log_file.flush()
                     if progress is not None:
@@ -540,16 +444,17 @@ class Trainer:
                         progress.update(1)
                     if o.sample_every and self.step % o.sample_every == 0:
                         self.write_samples()
-                    want_stop = stop_request.requested
+                    self.after_step(last)
+                    want_stop = stop_request.requested or self.should_stop()
                     if self.dist.world > 1:  # every process stops at the same step
                         flag = torch.tensor([1.0 if want_stop else 0.0])
                         dist.all_reduce(flag)
                         want_stop = bool(flag.item() > 0)
                     if self.step % o.save_every == 0 or self.step == stop or want_stop:
-                        self.save()
+                        self.save(log_file)
                     if want_stop:
                         stopped = True
-                        if self.dist.is_main:
+                        if self.dist.is_main and stop_request.requested:
                             self.log(f"stop requested: saved at step {self.step}; continue with --resume")
                         break
                     t_wait = time.perf_counter()
@@ -559,13 +464,6 @@ class Trainer:
             if log_file is not None:
                 log_file.close()
         return {"step": self.step, "stopped": stopped, "losses": last}
-
-
-def steps_per_phase(step: int, o: TrainOptions) -> dict[str, int]:
-    """How many of the first ``step`` steps each phase got."""
-    c = min(step, o.iters_c)
-    d = min(max(step - o.iters_c, 0), o.iters_d)
-    return {"completion": c, "discriminator": d, "joint": max(step - o.iters_c - o.iters_d, 0)}
 
 
 def train(opts: TrainOptions, resume: Optional[str] = None, log=print) -> dict[str, Any]:
@@ -578,55 +476,3 @@ def train(opts: TrainOptions, resume: Optional[str] = None, log=print) -> dict[s
             dist.destroy_process_group()
 
 
-def recalibrate_batchnorm(
-    network: CompletionNetwork, dataset: PhotoCropDataset, mean, batches: int = 32, batch_size: int = 16
-) -> CompletionNetwork:
-    """Re-estimate the BatchNorm running statistics of ``network`` with its final weights.
-
-    Training keeps exponential averages (momentum 0.1) of batch statistics taken while the
-    weights were still moving; averaging the statistics of ``batches`` fresh training batches
-    with the weights frozen matches what the network sees at inference (evaluation mode) more
-    closely. Weights are not touched. Returns ``network`` (in eval mode).
-    """
-    bns = [m for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved_momentum = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    network.train()
-    with torch.no_grad():
-        for b in range(batches):
-            items = [dataset[b * batch_size + i] for i in range(batch_size)]
-            images = torch.stack([it[0] for it in items])
-            masks = torch.stack([it[1] for it in items])
-            network(network_input(images, masks, mean_t))
-    for m, mom in zip(bns, saved_momentum):
-        m.momentum = mom
-    return network.eval()
-
-
-def zero_unreached_dilated_taps(network: CompletionNetwork, image_size: int) -> list[int]:
-    """Zero the off-centre taps of dilated convs that training at ``image_size`` never reached.
-
-    At 64x64 the dilated layers run on 16x16 maps, so a dilation-16 conv's off-centre taps
-    always read zero padding: they get no gradient and keep their random initial values. On
-    larger images those random taps suddenly see features and print noise. Zeroing them leaves
-    the network's output at the training size exactly as it was and makes larger inputs behave
-    like the trained function. Returns the indices of the layers changed.
-    """
-    changed = []
-    for i, block in enumerate(network.layers):
-        spec = block.spec
-        if spec.transposed or spec.dilation <= 1:
-            continue
-        # Feature-map side at this layer: the network halves twice before the dilated stack.
-        side = image_size // 4
-        reach = spec.dilation * (spec.kernel - 1) // 2
-        if reach >= side:
-            with torch.no_grad():
-                centre = block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2].clone()
-                block.conv.weight.zero_()
-                block.conv.weight[:, :, spec.kernel // 2, spec.kernel // 2] = centre
-            changed.append(i)
-    return changed

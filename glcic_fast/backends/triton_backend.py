@@ -53,15 +53,24 @@ class _ShapePlan:
         # Input and output are NCHW float32; their permuted views are logical NHWC tensors.
         sources = [self.input.permute(0, 2, 3, 1)] + activations
         destinations = activations + [self.output.permute(0, 2, 3, 1)]
-        self.steps = [
-            (params, src, dst) for params, src, dst in zip(backend.params, sources, destinations)
-        ]
+        # The launch plan's tile per layer (None: the launcher's own choice), and split-K
+        # buffers allocated once here, so a captured CUDA graph replays with fixed addresses.
+        self.tiles = backend.layer_tiles(batch, height, width)
+        self.steps = []
+        for params, src, dst, tile in zip(backend.params, sources, destinations, self.tiles):
+            workspace = None
+            if tile is not None and tile.split_k > 1:
+                layer = params["layer"]
+                m_total = batch * (src.shape[1] * src.shape[2] if layer.transposed else dst.shape[1] * dst.shape[2])
+                workspace = backend._kernels.split_k_buffers(
+                    tile.config(), m_total, layer.out_channels, device, parities=4 if layer.transposed else 1)
+            self.steps.append((params, src, dst, tile, workspace))
         self.backend = backend
         self.graph: Optional[Any] = None
 
     def launch_all(self) -> None:
-        for params, src, dst in self.steps:
-            self.backend.launch_layer(params, src, dst)
+        for params, src, dst, tile, workspace in self.steps:
+            self.backend.launch_layer(params, src, dst, tile, workspace)
 
     def capture(self) -> None:
         """Run once eagerly (compiling, and autotuning if asked, every layer), then capture a CUDA graph."""
@@ -96,18 +105,29 @@ class TritonBackend(Backend):
         cuda_graphs: bool = True,
         allow_tf32: bool = False,
         autotune: bool = False,
+        plan: str = "default",
     ):
         """layers: ``fold_batchnorm`` output. precision: compute dtype of weights and
         activations (accumulation is fp32 always). allow_tf32: fp32 layers multiply on TF32
         tensor cores instead of exact fp32 FMA. cuda_graphs: capture one graph per input shape.
         autotune: benchmark Triton tile configs for every layer on the first call of each
         shape (slower first call, sometimes faster kernels) instead of the rule-chosen tile.
+        plan: the launch plan (``glcic_fast.kernels.plan``): "default" (one rule-chosen tile
+        per layer) or "small-batch" (split-K and tiles that fill the GPU at batch 1, an 8-wide
+        tile for the 3-channel output, TMA weight loads on sm_90+; chosen by a latency model,
+        not yet timed on a GPU, hence not the default).
         """
         super().__init__(layers, device, precision)
         import torch
 
         from .. import kernels
+        from ..kernels import plan as launch_plans
 
+        if plan not in launch_plans.PLANS:
+            raise ValueError(f"unknown launch plan {plan!r}; choose from {', '.join(launch_plans.PLANS)}")
+        if autotune and plan != "default":
+            raise ValueError("autotune=True searches tiles itself; it combines only with plan='default'")
+        self.plan = plan
         self._kernels = kernels
         self.layers = list(layers)
         if not self.layers:
@@ -176,10 +196,33 @@ class TritonBackend(Backend):
             size(w, layer.kernel, layer.stride, layer.dilation, layer.padding),
         )
 
-    def launch_layer(self, params: dict, src, dst) -> None:
-        """One layer: ``src`` (N, H, W, Cin) -> ``dst`` (N, H', W', Cout), logical NHWC views."""
+    def layer_tiles(self, batch: int, height: int, width: int) -> list:
+        """The launch plan's ``plan.Tile`` per layer at this input shape; None where the
+        launcher chooses itself (autotuning, and the default plan in the interpreter, which
+        uses wide interpreter tiles for speed)."""
+        from ..kernels import plan as launch_plans
+        from ..kernels.conv2d import _sm_count
+
+        if self.autotune or (self.plan == "default" and self._kernels.INTERPRETER_MODE):
+            return [None] * len(self.layers)
+        element_bytes = self.dtype.itemsize
+        shapes = launch_plans.layer_shapes(self.layers, batch, height, width, element_bytes)
+        if self._kernels.INTERPRETER_MODE:
+            sms = launch_plans.H200_SMS
+        else:
+            import torch
+
+            sms = _sm_count(torch.device(self.device).index or torch.cuda.current_device())
+        tma = launch_plans.tma_available(self.device)
+        return [tile for _, tile in launch_plans.network_plan(shapes, element_bytes, self.plan, sms, tma, self.fp32_ieee)]
+
+    def launch_layer(self, params: dict, src, dst, tile=None, workspace=None) -> None:
+        """One layer: ``src`` (N, H, W, Cin) -> ``dst`` (N, H', W', Cout), logical NHWC views,
+        with ``tile`` (a ``plan.Tile``, or None for the launcher's choice)."""
         layer: FoldedLayer = params["layer"]
         common = dict(
+            config=tile.config() if tile is not None else None,
+            workspace=workspace,
             activation=layer.activation,
             post_scale=params["post_scale"],
             post_shift=params["post_shift"],

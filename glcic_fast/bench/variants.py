@@ -24,6 +24,7 @@ MODIFIERS: dict[str, dict[str, tuple[str, Any]]] = {
     "triton": {
         "nograph": ("cuda_graphs", False),
         "tf32": ("allow_tf32", True),  # fp32 layers on TF32 tensor cores
+        "smallbatch": ("plan", "small-batch"),  # the small-batch launch plan (kernels/plan.py)
     },
     "tensorrt": {
         "nograph": ("cuda_graphs", False),
@@ -64,7 +65,8 @@ class Variant:
 
 def parse_variant(label: str) -> Variant:
     """"torch-fp16", "torch-compile", "torch-fp32-nchw", "onnxruntime", "triton-bf16" ... -> Variant."""
-    tokens = label.strip().lower().split("-")
+    # "small-batch" (the launch plan's own name) is one modifier, spelled with its hyphen.
+    tokens = label.strip().lower().replace("small-batch", "smallbatch").split("-")
     backend, rest = tokens[0], tokens[1:]
     if backend not in REGISTRY:
         raise ValueError(f"unknown backend {label!r}: the name starts with one of {', '.join(REGISTRY)}")

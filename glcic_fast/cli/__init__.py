@@ -20,6 +20,7 @@ from .common import UsageError
 # In the order ``glcic-fast --help`` lists them: run, train and measure, export.
 COMMANDS = (
     "complete",
+    "app",
     "info",
     "train",
     "evaluate",

@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..api import load
+from ..authors import SCRIPT_VERSIONS
 from ..errors import InputError
 from ..pil_modes import SUPPORTED_MODES
 from ..preprocess import RESIZE_MODES
@@ -76,8 +77,19 @@ def add_subcommand(subparsers) -> None:
     p.add_argument("--resize", choices=RESIZE_MODES, default=None,
                    help="pad (default: full resolution; a large photo costs only what its holes need) or authors "
                    "(shrink to a long side <= 600, complete, scale the hole back up)")
-    p.add_argument("--authors-mode", action="store_true",
-                   help="the authors' script: resize to long side <= 600 (multiple of 4), threshold 0.2, post-process")
+    authors = p.add_argument_group(
+        "authors mode", "write what the authors' inpaint.lua writes, byte for byte, at its resolution "
+        "(long side <= maxdim, sides rounded to multiples of 4); docs/authors-mode.md")
+    authors.add_argument("--authors-mode", action="store_true", help="run the authors' script (masks read as it reads "
+                         "them: grey, colour or grey+alpha, hole where >= 0.2 after scaling)")
+    authors.add_argument("--authors-version", choices=sorted(SCRIPT_VERSIONS), default=None,
+                         help="which release: 2020 (default; maxdim 600, no post-processing) or 2018 (maxdim 500, "
+                         "post-processing)")
+    authors.add_argument("--authors-postproc", action=argparse.BooleanOptionalAction, default=None,
+                         help="the script's --postproc (Telea + Poisson blending as OpenCV 3.1 did it); "
+                         "default: the version's")
+    authors.add_argument("--authors-maxdim", type=int, default=None, metavar="N",
+                         help="the script's --maxdim (default: the version's)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network call (default 8)")
     p.add_argument("--seed", type=int, default=0, help="--demo: seed of the generated hole")
     add_model_options(p)
@@ -205,15 +217,31 @@ def _read_grey(path: Path):
         raise InputError(f"cannot read mask {path} ({e})") from None
 
 
+def _read_mask_file(path: Path):
+    """The mask with the file's own channels (grey, grey+alpha, RGB, RGBA): the script's reading."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise InputError(f"cannot read mask {path} ({e})") from None
+
+
 def _load_completer(args):
-    resize = args.resize
-    if args.authors_mode and resize not in (None, "authors"):
-        raise UsageError("--authors-mode resizes as the authors did; it cannot be combined with --resize pad")
+    authors_options = (args.authors_version, args.authors_postproc, args.authors_maxdim)
+    if not args.authors_mode and authors_options != (None, None, None):
+        raise UsageError("--authors-version, --authors-postproc and --authors-maxdim need --authors-mode")
+    if args.authors_mode and (args.postprocess or args.mask_threshold is not None):
+        raise UsageError("--authors-mode follows the script: its threshold is 0.2 (no --mask-threshold) and its "
+                         "post-processing is --authors-postproc (not --postprocess)")
+    if args.authors_mode and args.resize is not None:
+        raise UsageError("--authors-mode resizes as the script does (--authors-maxdim); it takes no --resize")
     try:
         return load(
             args.model, backend=args.backend, device=args.device, precision=args.precision,
             mask_threshold=args.mask_threshold, postprocess=args.postprocess, authors_mode=args.authors_mode,
-            resize=resize or "pad",
+            resize=args.resize or "pad", authors_version=args.authors_version,
+            authors_postprocess=args.authors_postproc, authors_maxdim=args.authors_maxdim,
         )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from None
@@ -244,6 +272,10 @@ def run_demo(args) -> int:
     h, w = image.shape[:2]
     hole = demo_hole(h, w, seed=args.seed)
     result = completer.complete(image, hole)
+    if result.shape != image.shape:  # authors mode answers at the script's resolution: show it there
+        size = (result.shape[1], result.shape[0])
+        image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        hole = np.asarray(Image.fromarray(hole).resize(size, Image.Resampling.NEAREST))
     shown_input = image.copy()
     shown_input[hole] = 255  # the hole as the network sees it: unknown
     mask_rgb = np.repeat((hole * 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -258,8 +290,9 @@ def run_demo(args) -> int:
 class _Run:
     """One ``complete`` over many files: pairs in, outputs written whole, failures listed."""
 
-    def __init__(self, completer, images: list[Path], masks: list[Path], outputs: list[Path]):
+    def __init__(self, completer, images: list[Path], masks: list[Path], outputs: list[Path], read_mask=None):
         self.completer, self.images, self.masks, self.outputs = completer, images, masks, outputs
+        self.read_mask = read_mask or _read_grey
         self.failed: list[tuple[Path, str]] = []
         self.written = 0
 
@@ -274,7 +307,7 @@ class _Run:
         pairs = []
         for i in indices:
             try:
-                pairs.append((i, _read_image(self.images[i]), _read_grey(self.masks[i])))
+                pairs.append((i, _read_image(self.images[i]), self.read_mask(self.masks[i])))
             except InputError as e:
                 self.skip(i, str(e))
         results = self._complete(pairs)
@@ -322,7 +355,7 @@ def run(args) -> int:
     if len(outputs) == 1:
         _warn_if_lossy(outputs[0])
     completer = _load_completer(args)
-    job = _Run(completer, images, masks, outputs)
+    job = _Run(completer, images, masks, outputs, _read_mask_file if args.authors_mode else _read_grey)
     progress = tqdm(total=len(images), unit="img", disable=len(images) == 1 or not sys.stderr.isatty())
     for start in range(0, len(images), args.batch_size):
         progress.update(job.chunk(range(start, min(start + args.batch_size, len(images)))))
