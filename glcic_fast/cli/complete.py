@@ -53,8 +53,8 @@ def add_subcommand(subparsers) -> None:
             "kept byte for byte in PNG, WebP (written lossless), BMP and TIFF outputs, in the image's own mode "
             "(alpha, 16-bit, palette); JPEG re-compresses the whole image, so a JPEG output warns. IMAGE may be "
             "files or folders; masks come from --mask (a file for one image, or a folder holding one mask with "
-            "each image's file stem). An image that cannot be used is skipped with a warning and the run ends "
-            "with status 1; nothing is ever half-written."
+            "each image's file stem). Among several images, one that cannot be used is skipped with a warning "
+            "naming it and the run ends with status 1; nothing is ever half-written."
         ),
         epilog=(
             "examples:\n"
