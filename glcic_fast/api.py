@@ -5,8 +5,10 @@
     result = completer.complete(image, mask)       # same type and size as ``image``
     results = completer.complete([im1, im2], [m1, m2])   # one batched network call per size
 
-Data flows one way: image + mask -> ``preprocess.network_input`` -> backend ->
-``preprocess.network_output_to_image`` (composite) -> optional ``postprocess`` -> caller's type.
+Data flows one way: image + mask -> the windows the holes need (``regions``: the whole image
+when it is small) -> ``preprocess.network_input`` -> backend, windows of one size in one
+pass that fits in memory (``memory``) -> ``preprocess.composite`` -> optional ``postprocess``
+-> pasted into the image -> caller's type (``preprocess.to_callers_type``, ``pil_modes``).
 
 PyTorch is imported only on the paths that need it (checkpoints, networks), so a deployment
 that runs a TensorRT engine needs numpy, TensorRT and cuda-python alone.
@@ -21,18 +23,25 @@ import numpy as np
 
 from . import backends as backend_registry
 from .authors import AuthorsOptions, complete_many, options_for_load
+from .errors import InputError
 from .layers import PLACES2_MEAN
+from .memory import bytes_per_pixel, free_bytes, is_out_of_memory, too_large
 from .postprocess import poisson_blend
 from .preprocess import (
     RESIZE_MODES,
-    InputError,
+    check_input_fill,
+    check_mean,
+    check_torch_storage,
+    composite,
+    from_unit,
     network_input,
-    network_output_to_image,
     network_size,
     read_image,
     read_mask,
     to_callers_type,
+    to_unit,
 )
+from .regions import Window, hole_windows
 from .resolve import is_engine_path, resolve_model
 
 if TYPE_CHECKING:
@@ -40,7 +49,15 @@ if TYPE_CHECKING:
 
 
 class Completer:
-    """Holds a prepared backend and the model's input convention; call ``complete``."""
+    """Holds a prepared backend and the model's input convention; call ``complete``.
+
+    ``crop_to_holes`` (default True): with ``resize="pad"``, the network sees only the part of
+    the image each hole needs, its bounding box plus the network's receptive field (see
+    ``regions``): a small hole in a large photo costs what the hole needs, with the same
+    result. ``max_pixels``: the most input pixels one network pass may take; None (default)
+    estimates it from the memory free at each call, and a hole that needs more is refused
+    with the limit and how to downscale.
+    """
 
     def __init__(
         self,
@@ -52,16 +69,21 @@ class Completer:
         mask_threshold: Optional[float] = None,
         postprocess: bool = False,
         authors: Optional[AuthorsOptions] = None,
+        *,
+        crop_to_holes: bool = True,
+        max_pixels: Optional[int] = None,
     ):
         if resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
         self.backend = backend
-        self.mean = tuple(float(m) for m in mean)
-        self.input_fill = input_fill
+        self.mean = check_mean(mean)
+        self.input_fill = check_input_fill(input_fill)
         self.metadata = dict(metadata or {})
         self.resize = resize
         self.mask_threshold = mask_threshold
         self.postprocess = postprocess
+        self.crop_to_holes = crop_to_holes
+        self.max_pixels = max_pixels
         self.authors = authors  # not None: the authors' script, step by step (authors.py)
 
     def __repr__(self) -> str:
@@ -78,9 +100,10 @@ class Completer:
     ) -> Any:
         """Fill the hole of ``image`` where ``mask`` is set; returns the caller's type and size.
 
-        ``image``: numpy HxWx3 (uint8, or float in [0, 1]), a PIL image, or a torch 3xHxW
-        tensor; a list of those, a numpy NxHxWx3 array or a torch Nx3xHxW tensor is a batch
-        (``mask`` then holds one mask per image). Pixels outside the hole are returned
+        ``image``: numpy HxWx3 (uint8, uint16, or float in [0, 1]), a PIL image (RGB, RGBA, L,
+        LA, 1, P, I;16, F: see ``pil_modes``), or a torch 3xHxW tensor; a list of those, a numpy
+        NxHxWx3 array or a torch Nx3xHxW tensor is a batch (``mask`` then holds one mask per
+        image; an empty batch gives an empty batch back). Pixels outside the hole are returned
         unchanged, byte for byte.
         """
         images, masks, rebuild = _split_batch(image, mask)
@@ -105,36 +128,89 @@ class Completer:
             raise InputError(f"got {len(images)} images but {len(masks)} masks")
         if not images:
             return []
+        if resize not in RESIZE_MODES:
+            raise InputError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
+        names = ["image"] if len(images) == 1 else [f"image {i}" for i in range(len(images))]
         records, holes = [], []
-        for i, (img, m) in enumerate(zip(images, masks)):
-            what = "image" if len(images) == 1 else f"image {i}"
-            record = read_image(img, what)
-            holes.append(read_mask(m, record.pixels.shape[:2], threshold, what.replace("image", "mask")))
+        for name, img, m in zip(names, images, masks):
+            record = read_image(img, name)
+            holes.append(read_mask(m, record.pixels.shape[:2], threshold, name.replace("image", "mask")))
             records.append(record)
-        # Images that reach the network at the same size go through it as one batch.
+        # One work item per window; windows that reach the network at the same size share a pass.
+        items = [(i, win) for i, hole in enumerate(holes) for win in self._windows(hole, resize)]
         groups: dict[tuple[int, int], list[int]] = {}
-        for i, hole in enumerate(holes):
-            h, w = hole.shape
-            groups.setdefault(network_size(h, w, resize), []).append(i)
-        results: list[Any] = [None] * len(images)
+        for k, (_, win) in enumerate(items):
+            groups.setdefault(network_size(win.height, win.width, resize), []).append(k)
+        limit, free = self._pixel_limit()
+        for size, members in groups.items():  # refuse before any work, naming the first image
+            if limit is not None and size[0] * size[1] > limit:
+                raise too_large(names[items[members[0]][0]], size, limit, self.backend.precision, free, self.max_pixels)
+        results = [record.pixels.copy() for record in records]
         for size, members in groups.items():
-            batch = np.stack(
-                [network_input(records[i].rgb01, holes[i], self.mean, self.input_fill, size) for i in members]
-            )
-            out = self.backend(batch)
-            for j, i in enumerate(members):
-                pixels = network_output_to_image(out[j], records[i], holes[i])
-                if postprocess:
-                    pixels = _postprocess(records[i].pixels, pixels, holes[i])
-                results[i] = to_callers_type(pixels, records[i])
-        return results
+            for chunk in self._passes(members, size, limit):
+                what = names[items[chunk[0]][0]]
+                try:
+                    self._one_pass([items[k] for k in chunk], size, records, holes, results, postprocess, what, free)
+                except MemoryError:  # numpy, in pre/post-processing: the same clear error as the network's
+                    raise too_large(what, size, None, self.backend.precision, free, self.max_pixels, failed=True) from None
+        return [to_callers_type(pixels, record, hole) for pixels, record, hole in zip(results, records, holes)]
+
+    def _one_pass(self, chunk, size, records, holes, results, postprocess, what, free) -> None:
+        """One network pass over the windows ``chunk``, composited (and post-processed) into ``results``."""
+        x = np.stack([
+            network_input(to_unit(records[i].pixels[win.slices]), holes[i][win.slices], self.mean, self.input_fill, size)
+            for i, win in chunk
+        ])
+        out = self._network(x, what, free)
+        for j, (i, win) in enumerate(chunk):
+            known, hole = records[i].pixels[win.slices], holes[i][win.slices]
+            pixels = composite(out[j], known, hole)
+            if postprocess:
+                pixels = _postprocess(known, pixels, hole)
+            results[i][win.slices] = pixels
+
+    def _windows(self, hole: np.ndarray, resize: str) -> list[Window]:
+        h, w = hole.shape
+        if resize != "pad" or not self.crop_to_holes:
+            return [Window(0, h, 0, w)]  # "authors" resizes the whole image: its size is bounded anyway
+        profile = getattr(self.backend, "profile", None)  # a TensorRT engine takes a range of sizes
+        return hole_windows(hole, (profile.height[0], profile.width[0]) if profile is not None else (0, 0))
+
+    def _pixel_limit(self) -> tuple[Optional[int], Optional[int]]:
+        """(most input pixels per pass, free bytes it was estimated from); None where unknown."""
+        free = free_bytes(self.backend.device)
+        if self.max_pixels is not None:
+            return int(self.max_pixels), free
+        return (None, None) if free is None else (free // bytes_per_pixel(self.backend.precision), free)
+
+    def _passes(self, members: list[int], size: tuple[int, int], limit: Optional[int]) -> list[list[int]]:
+        """``members`` split into network passes that fit the pixel limit and the engine's batch range."""
+        per_pass = len(members) if limit is None else max(1, limit // (size[0] * size[1]))
+        profile = getattr(self.backend, "profile", None)
+        if profile is not None:
+            per_pass = min(per_pass, profile.batch[2])
+        return [members[i : i + per_pass] for i in range(0, len(members), per_pass)]
+
+    def _network(self, x: np.ndarray, what: str, free: Optional[int]) -> np.ndarray:
+        """``backend(x)``; an allocator failure is retried in halves, then reported clearly."""
+        try:
+            return self.backend(x)
+        except Exception as e:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
+            need = x.shape[0] * x.shape[2] * x.shape[3] * bytes_per_pixel(self.backend.precision)
+            if not is_out_of_memory(e, short=free is not None and need > free):
+                raise
+        if len(x) > 1:
+            half = len(x) // 2
+            return np.concatenate([self._network(x[:half], what, free), self._network(x[half:], what, free)])
+        raise too_large(what, tuple(x.shape[2:]), None, self.backend.precision, free, self.max_pixels, failed=True)
 
 
 def _postprocess(known: np.ndarray, completed: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    to_u8 = (lambda a: a) if known.dtype == np.uint8 else (lambda a: np.clip(np.rint(a * 255), 0, 255).astype(np.uint8))
+    """The paper's Telea + Poisson step, in 8 bits (OpenCV's blend is 8-bit only)."""
+    to_u8 = (lambda a: a) if known.dtype == np.uint8 else (lambda a: from_unit(to_unit(a), np.dtype(np.uint8)))
     blended = poisson_blend(to_u8(known), to_u8(completed), hole)
     if known.dtype != np.uint8:
-        blended = (blended.astype(np.float32) / 255.0).astype(known.dtype)
+        blended = from_unit(to_unit(blended), known.dtype)
     return np.where(hole[..., None], blended, known)  # outside the hole: the input, exactly
 
 
@@ -146,18 +222,32 @@ def _split_batch(image: Any, mask: Any):
             raise InputError("a list of images needs a list of masks (one per image)")
         return list(image), masks, lambda outs: outs
     if isinstance(image, np.ndarray) and image.ndim == 4:
-        return list(image), list(mask), lambda outs: np.stack(outs)
-    if type(image).__module__.startswith("torch") and getattr(image, "dim", lambda: 0)() == 4:
-        import torch
+        # an empty batch comes back as an empty batch of the caller's shape and type
+        return list(image), _batch_masks(mask, len(image)), lambda outs: np.stack(outs) if outs else image[:0].copy()
+    if _is_torch(image):
+        check_torch_storage(image, "image")
+        if image.dim() == 4:
+            import torch
 
-        return list(image), list(mask), lambda outs: torch.stack(outs)
+            empty = image.detach()[:0].clone()
+            return list(image), _batch_masks(mask, len(image)), lambda outs: torch.stack(outs) if outs else empty
     return [image], [mask], lambda outs: outs[0]
 
 
+def _batch_masks(mask: Any, n: int) -> list:
+    if _is_torch(mask):
+        check_torch_storage(mask, "mask")
+    if isinstance(mask, (list, tuple)) or _is_stacked(mask):
+        return list(mask)
+    raise InputError(f"a batch of {n} images needs {n} masks: a list, an NxHxW array or an Nx1xHxW / NxHxW tensor")
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "dim")
+
+
 def _is_stacked(mask: Any) -> bool:
-    return (isinstance(mask, np.ndarray) and mask.ndim == 3) or (
-        type(mask).__module__.startswith("torch") and getattr(mask, "dim", lambda: 0)() == 3
-    )
+    return (isinstance(mask, np.ndarray) and mask.ndim == 3) or (_is_torch(mask) and mask.dim() in (3, 4))
 
 
 def resolve_device(device: str) -> str:
@@ -184,6 +274,8 @@ def load(
     authors_version: Optional[str] = None,
     authors_postprocess: Optional[bool] = None,
     authors_maxdim: Optional[int] = None,
+    crop_to_holes: bool = True,
+    max_pixels: Optional[int] = None,
     **backend_options: Any,
 ) -> Completer:
     """Prepare a completer once; reuse it for every call.
@@ -196,8 +288,17 @@ def load(
     inpaint.lua writes, byte for byte, at its resolution (docs/authors-mode.md):
     ``authors_version`` "2020" (default: maxdim 600, no post-processing) or "2018" (maxdim 500,
     post-processing); ``authors_postprocess`` / ``authors_maxdim`` are the script's
-    --postproc / --maxdim.
+    --postproc / --maxdim. ``mean`` overrides the model's mean pixel (3 numbers in [0, 1]).
+    ``crop_to_holes`` and ``max_pixels``: see ``Completer`` (large photos). Everything is
+    checked here, before any model is loaded, so a bad argument never fails later in ``complete``.
     """
+    if mean is not None:
+        mean = check_mean(mean)
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 16):
+        raise ValueError(f"max_pixels must be a whole number of pixels (at least 16) or None, got {max_pixels!r}")
+    options = {"crop_to_holes": crop_to_holes, "max_pixels": max_pixels}
     authors = options_for_load(authors_mode, authors_version, authors_postprocess, authors_maxdim,
                                postprocess=postprocess, mask_threshold=mask_threshold, resize=resize)
     dev = resolve_device(device)
@@ -208,7 +309,7 @@ def load(
         meta = engine.metadata
         return Completer(
             engine, meta.get("mean", PLACES2_MEAN) if mean is None else mean, meta.get("input_fill", "subtract-mean"),
-            meta, resize, mask_threshold, postprocess, authors,
+            meta, resize, mask_threshold, postprocess, authors, **options,
         )
     layers, model_mean, fill, meta = resolve_model(model, mean)
     name = backend_registry.resolve(backend, dev)
@@ -216,7 +317,8 @@ def load(
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
     prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
     cls = backend_registry.backend_class(name)
-    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess, authors)
+    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize,
+                     mask_threshold, postprocess, authors, **options)
 
 
 def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):

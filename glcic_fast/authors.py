@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import InputError
 from .layers import SIZE_MULTIPLE
-from .preprocess import ImageRecord, read_image, to_callers_type
+from .preprocess import ImageRecord, from_unit, read_image, to_callers_type
 
 F32 = np.float32
 
@@ -197,7 +197,10 @@ def script_sizes(height: int, width: int, maxdim: int) -> tuple[tuple[int, int],
 def script_image(record: ImageRecord) -> np.ndarray:
     """3xHxW float32 RGB as ``image.load`` gives it (uint8 through its 1/255 factor; floats as given)."""
     pixels = record.pixels
-    rgb = load_scale(pixels) if pixels.dtype == np.uint8 else pixels.astype(F32)
+    if pixels.dtype == np.uint16:  # 16-bit images (taken by the API since issue 11), as image.load reads 16-bit files
+        rgb = load_scale(pixels, 65535)
+    else:
+        rgb = load_scale(pixels) if pixels.dtype == np.uint8 else pixels.astype(F32)
     return np.ascontiguousarray(rgb.transpose(2, 0, 1))
 
 
@@ -355,8 +358,8 @@ def complete_many(backend: Any, mean: Sequence[float], fill: str, images: list, 
 
 def _in_callers_type(pixels: np.ndarray, record: ImageRecord) -> Any:
     """The saved bytes as the caller's type: uint8 as they are, float types as k / 255."""
-    if record.pixels.dtype != np.uint8:
-        pixels = pixels.astype(F32) / F32(255)  # type: ignore[assignment]
+    if record.pixels.dtype != np.uint8:  # k / 255 in the caller's type (16-bit: 257 k)
+        pixels = from_unit(pixels.astype(F32) / F32(255), record.pixels.dtype)  # type: ignore[assignment]
     return to_callers_type(pixels, record)
 
 

@@ -19,10 +19,10 @@ from .atomic import atomic_write
 from .errors import CheckpointError
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
+from .preprocess import INPUT_FILLS, check_input_fill, check_mean
 
 FORMAT = "glcic-fast-checkpoint"
 FORMAT_VERSION = 1
-INPUT_FILLS = ("subtract-mean", "mean")
 
 
 def save_checkpoint(
@@ -84,21 +84,31 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             f"{path}: not a glcic-fast checkpoint (metadata format={meta.get('format')!r}); "
             "Torch7 or GLCIC-PyTorch files are converted with `glcic-fast import-weights`"
         )
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: written by a newer glcic-fast (format {meta['format_version']}); upgrade glcic-fast"
-        )
-    if meta.get("model_kind") != "completion":
-        raise CheckpointError(f"{path}: holds a {meta.get('model_kind')!r} model, not a completion network")
-    if meta.get("layer_order") not in LAYER_ORDERS:
-        raise CheckpointError(f"{path}: unknown layer_order {meta.get('layer_order')!r}")
-    mean = meta.get("mean")
-    if not (isinstance(mean, list) and len(mean) == 3 and all(isinstance(m, (int, float)) for m in mean)):
-        raise CheckpointError(f"{path}: metadata mean must be 3 numbers, got {mean!r}")
-    if meta.get("input_fill", "subtract-mean") not in INPUT_FILLS:
-        raise CheckpointError(f"{path}: unknown input_fill {meta.get('input_fill')!r}")
+    check_metadata(meta, str(path))
     meta.setdefault("input_fill", "subtract-mean")
     return meta
+
+
+def check_metadata(meta: dict[str, Any], where: str) -> None:
+    """Raise ``CheckpointError`` unless every field the package uses holds a usable value.
+
+    Each of these reaches the pixels: a bad mean or fill shifts every input (the hole comes
+    back black, white or off-colour), so nothing is left for ``complete`` to trip over.
+    """
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{where}: format_version must be a whole number >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{where}: written by a newer glcic-fast (format {version}); upgrade glcic-fast")
+    if meta.get("model_kind") != "completion":
+        raise CheckpointError(f"{where}: holds a {meta.get('model_kind')!r} model, not a completion network")
+    if not isinstance(meta.get("layer_order"), str) or meta["layer_order"] not in LAYER_ORDERS:
+        raise CheckpointError(f"{where}: unknown layer_order {meta.get('layer_order')!r} (expected one of {LAYER_ORDERS})")
+    try:
+        check_mean(meta.get("mean"), "metadata mean")
+        check_input_fill(meta.get("input_fill", "subtract-mean"), "metadata input_fill")
+    except ValueError as e:
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[CompletionNetwork, dict[str, Any]]:
@@ -124,14 +134,27 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[CompletionNetwork, dict[st
             f"(missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
             f"unexpected {extra[:4]}{'...' if len(extra) > 4 else ''})"
         )
-    state = {}
-    for name, ref in expected.items():
-        t = tensors[name]
-        if tuple(t.shape) != tuple(ref.shape):
-            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}")
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values")
-        state[name] = t.to(ref.dtype)
+    state = {name: _checked_tensor(path, name, tensors[name], ref) for name, ref in expected.items()}
     network.load_state_dict(state)
     network.eval()
     return network, meta
+
+
+def _checked_tensor(path, name: str, t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``t`` as ``ref``'s dtype, or ``CheckpointError`` if it cannot be that tensor's value."""
+    if tuple(t.shape) != tuple(ref.shape):
+        raise CheckpointError(f"{path}: tensor {name} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}")
+    if ref.is_floating_point():
+        # integer or boolean weights would load (and silently compute something else)
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: tensor {name} holds {str(t.dtype).replace('torch.', '')} values; "
+                                  "weights and BatchNorm statistics must be floating point")
+        t = t.to(ref.dtype)  # checked after the cast: float64 values beyond float32's range become inf
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values (after conversion to {ref.dtype})")
+        if name.endswith("running_var") and (t < 0).any():
+            raise CheckpointError(f"{path}: tensor {name} holds negative variances (the network would compute NaN)")
+        return t
+    if t.is_floating_point() or t.dtype == torch.bool or t.is_complex():
+        raise CheckpointError(f"{path}: tensor {name} holds {str(t.dtype).replace('torch.', '')} values, expected integers")
+    return t.to(ref.dtype)

@@ -2,9 +2,10 @@
 
 The completion network wants (N, 4, H, W) float32: RGB in [0, 1] with the hole blanked, and
 the binary mask (1 = hole), with H and W multiples of 4. This module turns whatever the
-caller has (numpy uint8/float HxWx3, PIL images, torch CHW tensors; masks as bool, 0/1,
-0/255 or thresholded greyscale) into that, and turns the network output back into the
-caller's type and size, composited so that every pixel outside the hole is the input's own.
+caller has (numpy uint8/uint16/float HxWx3, PIL images in the modes ``pil_modes`` lists,
+torch CHW tensors; masks as bool, 0/1, 0/255 or thresholded greyscale) into that, and turns the
+network output back into the caller's type and size, composited so that every pixel outside
+the hole is the input's own.
 """
 
 from __future__ import annotations
@@ -16,29 +17,70 @@ import numpy as np
 
 from .errors import InputError
 from .layers import SIZE_MULTIPLE
+from .pil_modes import PilSource, read_pil, to_pil
 
 # The authors' inference script: a grey mask counts as hole where >= 0.2, and images are
 # shrunk so the long side is at most 600 before rounding to a multiple of 4.
 AUTHORS_MASK_THRESHOLD = 0.2
 AUTHORS_MAX_SIDE = 600
 RESIZE_MODES = ("pad", "authors")
+# How the hole is blanked in the network input (see ``network_input``).
+INPUT_FILLS = ("subtract-mean", "mean")
+
+
+def check_mean(mean: Any, what: str = "mean") -> tuple[float, float, float]:
+    """The mean pixel as 3 floats in [0, 1]; ``ValueError`` saying what is wrong otherwise.
+
+    A wrong mean does not fail later: it shifts every input, and the hole comes back black,
+    white or off-colour. So it is checked where it enters (checkpoint, engine, argument).
+    """
+    shown = mean.tolist() if isinstance(mean, np.ndarray) else mean
+    values = list(mean) if isinstance(mean, (list, tuple, np.ndarray)) else None
+    if values is None or len(values) != 3:
+        raise ValueError(f"{what} must be 3 numbers (the mean pixel, RGB in [0, 1]), got {shown!r}")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{what} must be 3 numbers (the mean pixel, RGB in [0, 1]), got {shown!r}")
+        if not (np.isfinite(v) and 0.0 <= v <= 1.0):
+            raise ValueError(f"{what} must lie in [0, 1] (RGB as fractions of full scale), got {shown!r}")
+    return float(values[0]), float(values[1]), float(values[2])
+
+
+def check_input_fill(fill: Any, what: str = "input_fill") -> str:
+    if not isinstance(fill, str) or fill not in INPUT_FILLS:
+        raise ValueError(f"{what} must be one of {INPUT_FILLS}, got {fill!r}")
+    return fill
 
 
 @dataclass
 class ImageRecord:
     """One image in working form, and what is needed to hand it back as the caller gave it."""
 
-    pixels: np.ndarray  # HxWx3, uint8 or float (the caller's values, untouched)
+    pixels: np.ndarray  # HxWx3, uint8, uint16 or float (the caller's values, untouched; grey repeated)
     kind: str  # "numpy" | "pil" | "torch"
     dtype: Any = None  # numpy / torch dtype to return
     device: Any = None  # torch device to return to
+    pil: Optional[PilSource] = None  # a PIL image's mode, alpha, palette
 
     @property
     def rgb01(self) -> np.ndarray:
         """float32 HxWx3 in [0, 1]."""
-        if self.pixels.dtype == np.uint8:
-            return self.pixels.astype(np.float32) * (1.0 / 255.0)
-        return self.pixels.astype(np.float32)
+        return to_unit(self.pixels)
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float pixels -> float32 in [0, 1] (integers: value / full scale)."""
+    if np.issubdtype(pixels.dtype, np.integer):
+        return pixels.astype(np.float32) * np.float32(1.0 / np.iinfo(pixels.dtype).max)
+    return pixels.astype(np.float32)
+
+
+def from_unit(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float in [0, 1] -> ``dtype`` (integers: rounded to the nearest level of their full scale)."""
+    if np.issubdtype(dtype, np.integer):
+        full = np.iinfo(dtype).max
+        return np.clip(np.rint(rgb * np.float32(full)), 0, full).astype(dtype)
+    return rgb.astype(dtype)
 
 
 def _is_torch_tensor(x: Any) -> bool:
@@ -55,14 +97,30 @@ def _numpy_float_types() -> tuple:
     return (torch.float16, torch.float32, torch.float64)
 
 
+def check_torch_storage(t: Any, what: str) -> None:
+    """A clear error for tensors whose values cannot be read as pixels (meta, sparse, ...)."""
+    import torch
+
+    if t.is_meta:
+        raise InputError(f"{what}: a tensor on the meta device has no values (only a shape); "
+                         "create it on the CPU or a GPU")
+    if t.layout != torch.strided:
+        raise InputError(f"{what}: {str(t.layout).replace('torch.', '')} tensors are not supported; "
+                         "pass a dense tensor (tensor.to_dense())")
+    if t.is_quantized or t.is_complex():
+        raise InputError(f"{what}: unsupported tensor type {t.dtype} (use uint8 or float in [0, 1])")
+
+
 def read_image(image: Any, what: str = "image") -> ImageRecord:
     """Normalise one image (numpy HxWx3, PIL, torch 3xHxW) to an ``ImageRecord``."""
     if _is_pil_image(image):
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return _check_pixels(np.asarray(image), "pil", None, None, what)
+        pixels, source = read_pil(image, what)
+        record = _check_pixels(pixels, "pil", None, None, what)
+        record.pil = source
+        return record
     if _is_torch_tensor(image):
         t = image.detach()
+        check_torch_storage(t, what)
         if t.dim() != 3 or t.shape[0] != 3:
             raise InputError(f"{what}: a torch image must be 3xHxW (RGB, channels first), got {tuple(t.shape)}")
         if t.is_floating_point() and t.dtype not in _numpy_float_types():
@@ -79,7 +137,7 @@ def _check_pixels(arr: np.ndarray, kind: str, dtype: Any, device: Any, what: str
         raise InputError(f"{what}: expected HxWx3 RGB pixels, got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise InputError(f"{what}: image is empty ({arr.shape[0]}x{arr.shape[1]})")
-    if arr.dtype == np.uint8:
+    if arr.dtype in (np.uint8, np.uint16):
         pass
     elif np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
@@ -91,7 +149,7 @@ def _check_pixels(arr: np.ndarray, kind: str, dtype: Any, device: Any, what: str
                 "(pass uint8 for 0-255 images)"
             )
     else:
-        raise InputError(f"{what}: unsupported pixel type {arr.dtype} (use uint8 or float in [0, 1])")
+        raise InputError(f"{what}: unsupported pixel type {arr.dtype} (use uint8, uint16 or float in [0, 1])")
     return ImageRecord(np.ascontiguousarray(arr), kind, dtype, device)
 
 
@@ -105,6 +163,7 @@ def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = No
     if _is_pil_image(mask):
         mask = np.asarray(mask.convert("L"))
     elif _is_torch_tensor(mask):
+        check_torch_storage(mask, what)
         mask = mask.detach().cpu().numpy()
     if not isinstance(mask, np.ndarray):
         raise InputError(f"{what}: expected a numpy array, PIL image or torch tensor, got {type(mask).__name__}")
@@ -210,13 +269,16 @@ def network_input(
     return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
 
 
-def network_output_to_image(
-    out: np.ndarray, record: ImageRecord, hole: np.ndarray
-) -> np.ndarray:
+def network_output_to_image(out: np.ndarray, record: ImageRecord, hole: np.ndarray) -> np.ndarray:
     """Network output (3, H', W') in [0, 1] -> HxWx3 in the record's pixel type, composited.
 
     Pixels outside ``hole`` are copied from the input, so they are byte-identical to it.
     """
+    return composite(out, record.pixels, hole)
+
+
+def composite(out: np.ndarray, known: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """``known`` (HxWx3) with its hole pixels taken from the network output (3, H', W')."""
     h, w = hole.shape
     rgb = out.transpose(1, 2, 0)
     if rgb.shape[:2] != (h, w):
@@ -224,20 +286,23 @@ def network_output_to_image(
             rgb = rgb[:h, :w]  # crop the padding back off
         else:
             rgb = np.clip(_resize(np.ascontiguousarray(rgb), (h, w), "cubic"), 0.0, 1.0)
-    src = record.pixels
-    if src.dtype == np.uint8:
-        filled = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-    else:
-        filled = rgb.astype(src.dtype)
-    return np.where(hole[..., None], filled, src)
+    return np.where(hole[..., None], from_unit(rgb, known.dtype), known)
 
 
-def to_callers_type(pixels: np.ndarray, record: ImageRecord) -> Any:
-    """HxWx3 pixels (same dtype as the record's) -> the type the caller passed in."""
-    if record.kind == "pil":
+def to_callers_type(pixels: np.ndarray, record: ImageRecord, hole: Optional[np.ndarray] = None) -> Any:
+    """HxWx3 pixels (same dtype as the record's) -> the type the caller passed in.
+
+    ``hole`` is needed for what the RGB pixels do not hold: a PIL image's grey values, alpha
+    or palette indices in the hole (``pil_modes``). Without it (a result that is not the
+    caller's image with its hole filled, e.g. authors mode's, at the script's resolution) a PIL
+    image comes back as 8-bit RGB.
+    """
+    if record.kind == "pil" and hole is None:
         from PIL import Image
 
-        return Image.fromarray(pixels)
+        return Image.fromarray(pixels if pixels.dtype == np.uint8 else from_unit(to_unit(pixels), np.dtype(np.uint8)))
+    if record.kind == "pil":
+        return to_pil(pixels, hole, record.pil)
     if record.kind == "torch":
         import torch
 

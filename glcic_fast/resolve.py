@@ -47,13 +47,13 @@ def resolve_model(
         model = DEFAULT_MODEL
     if isinstance(model, CompletionNetwork):
         fill = "subtract-mean" if model.order == "glcic" else "mean"
-        return fold_batchnorm(model), tuple(mean or PLACES2_MEAN), fill, {"source": "in-memory CompletionNetwork"}
+        return fold_batchnorm(model), tuple(PLACES2_MEAN if mean is None else mean), fill, {"source": "in-memory CompletionNetwork"}
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if path.suffix.lower() == ".t7":
             raise CheckpointError(f"{path}: a Torch7 file; convert it first: glcic-fast import-weights {path} -o model.safetensors")
         network, meta = load_checkpoint(path)
-        return fold_batchnorm(network), tuple(mean or meta["mean"]), meta["input_fill"], meta
+        return fold_batchnorm(network), tuple(meta["mean"] if mean is None else mean), meta["input_fill"], meta
     raise TypeError(f"model must be a checkpoint path, a CompletionNetwork or None, got {type(model).__name__}")
 
 

@@ -143,3 +143,41 @@ def test_gpu_only_backend_without_gpu_is_a_clear_error(random_network):
         pytest.skip("this machine has a GPU")
     with pytest.raises(glcic_fast.backends.BackendUnavailable, match="no CUDA GPU"):
         glcic_fast.load(random_network, backend="torch", device="cuda")
+
+
+# ---------------------------------------------------------------- empty batches, unreadable tensors (issue 11, item 10)
+
+
+def test_an_empty_batch_comes_back_as_an_empty_batch_of_the_callers_type(completer):
+    assert completer.complete([], []) == []
+    empty = completer.complete(np.zeros((0, 20, 24, 3), np.uint8), np.zeros((0, 20, 24), bool))
+    assert isinstance(empty, np.ndarray) and empty.shape == (0, 20, 24, 3) and empty.dtype == np.uint8
+    as_float = completer.complete(np.zeros((0, 8, 8, 3), np.float32), [])
+    assert as_float.shape == (0, 8, 8, 3) and as_float.dtype == np.float32
+    tensor = completer.complete(torch.zeros(0, 3, 20, 24, dtype=torch.float16), torch.zeros(0, 20, 24, dtype=torch.bool))
+    assert isinstance(tensor, torch.Tensor) and tensor.shape == (0, 3, 20, 24) and tensor.dtype == torch.float16
+    with pytest.raises(InputError, match="got 0 images but 1 masks"):
+        completer.complete(np.zeros((0, 8, 8, 3), np.uint8), np.zeros((1, 8, 8), bool))
+
+
+def test_a_batch_needs_one_mask_per_image(completer):
+    with pytest.raises(InputError, match="a batch of 2 images needs 2 masks"):
+        completer.complete(np.stack([photo(20, 20)] * 2), box(20, 20, 5, 10, 5, 10))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_tensors_without_readable_values_are_refused_clearly(completer):
+    image = torch.from_numpy(photo(20, 20).transpose(2, 0, 1).copy()).float() / 255
+    hole = torch.from_numpy(box(20, 20, 5, 10, 5, 10))
+    cases = [
+        (torch.empty(3, 20, 20, device="meta"), hole, "image: a tensor on the meta device has no values"),
+        (torch.empty(2, 3, 20, 20, device="meta"), [hole, hole], "image: a tensor on the meta device"),
+        (image.to_sparse(), hole, "image: sparse_coo tensors are not supported; pass a dense tensor"),
+        (image, hole.to_sparse(), "mask: sparse_coo tensors are not supported"),
+        (image[None], hole[None].to_sparse(), "mask: sparse_coo tensors"),
+        (image, torch.empty(20, 20, device="meta"), "mask: a tensor on the meta device"),
+        (image[0].to_sparse_csr(), hole, "image: sparse_csr tensors are not supported"),  # CSR is 2-D only
+    ]
+    for img, mask, message in cases:
+        with pytest.raises(InputError, match=message):
+            completer.complete(img, mask)

@@ -59,7 +59,7 @@ def test_bad_input_writes_nothing(checkpoint, tmp_path, capsys):
     out = tmp_path / "out.png"
     code = main(["complete", str(image), "--mask", str(wrong), "-o", str(out), "--model", str(checkpoint)])
     assert code == 2 and not out.exists()
-    assert "does not match" in capsys.readouterr().err
+    assert "a.png: mask: size 10x10 does not match" in capsys.readouterr().err
     code = main(["complete", str(image), "--mask", str(tmp_path / "nope.png"), "-o", str(out), "--model", str(checkpoint)])
     assert code == 2 and not out.exists()
     assert "no such mask" in capsys.readouterr().err
@@ -84,3 +84,98 @@ def test_info_and_help_run_as_a_process():
     helptext = subprocess.run([sys.executable, "-m", "glcic_fast.cli", "complete", "--help"],
                               capture_output=True, text=True, check=True)
     assert "--postprocess" in helptext.stdout and "--demo" in helptext.stdout
+    # the promise is kept where the format can keep it (issue 11, item 9)
+    assert "JPEG re-compresses the whole image, so a JPEG output warns" in " ".join(helptext.stdout.split())
+
+
+# ---------------------------------------------------------------- hostile folders and files (issue 11, items 5, 6, 9)
+
+
+def run_with_alarm(args, seconds=120):
+    """main(args), failing (not hanging) if it blocks: a FIFO opened for reading waits forever."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("glcic-fast complete blocked")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        return main(args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_two_masks_for_one_image_are_refused_before_anything_is_written(checkpoint, tmp_path, capsys):
+    write_pair(tmp_path / "in", "a")
+    write_pair(tmp_path / "in", "b", seed=1)
+    Image.open(tmp_path / "masks" / "a.png").save(tmp_path / "masks" / "a.bmp")
+    out = tmp_path / "out"
+    code = main(["complete", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "-o", str(out), "--model", str(checkpoint)])
+    assert code == 2 and not out.exists()
+    assert "match more than one mask" in (err := capsys.readouterr().err) and "a.bmp, a.png" in err
+
+
+def test_fifos_in_folders_are_skipped_with_a_warning(checkpoint, tmp_path, capsys):
+    import os
+
+    for name in ("a", "b"):
+        write_pair(tmp_path / "in", name, seed=len(name))
+    os.mkfifo(tmp_path / "in" / "pipe.png")
+    os.mkfifo(tmp_path / "masks" / "stray.png")
+    out = tmp_path / "out"
+    args = ["complete", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "-o", str(out), "--model", str(checkpoint)]
+    assert run_with_alarm(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    err = capsys.readouterr().err
+    assert "skipping" in err and "pipe.png: a FIFO" in err and "stray.png: a FIFO" in err
+    code = run_with_alarm(["complete", str(tmp_path / "in" / "pipe.png"), "--mask", str(tmp_path / "masks" / "a.png"),
+                           "-o", str(tmp_path / "x.png"), "--model", str(checkpoint)])
+    assert code == 2 and "pipe.png: a FIFO, not an image file" in capsys.readouterr().err
+
+
+def test_one_unreadable_image_among_many_is_skipped_and_named(checkpoint, tmp_path, capsys):
+    for i in range(4):
+        write_pair(tmp_path / "in", f"img{i}", seed=i)
+    data = (tmp_path / "in" / "img1.png").read_bytes()
+    (tmp_path / "in" / "img1.png").write_bytes(data[: len(data) // 2])  # truncated
+    (tmp_path / "in" / "img2.png").write_bytes(b"not an image at all")
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "masks" / "img3.png")  # mask of the wrong size
+    out = tmp_path / "out"
+    args = ["complete", str(tmp_path / "in"), "--mask", str(tmp_path / "masks"), "-o", str(out),
+            "--model", str(checkpoint), "--batch-size", "4"]
+    assert main(args) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["img0.png"]  # no partial, no temporary files
+    err = capsys.readouterr().err
+    for name, why in (("img1.png", "cannot read image"), ("img2.png", "cannot read image"), ("img3.png", "does not match")):
+        assert f"skipping {tmp_path / 'in' / name}: " in err and why in err
+    assert "3 of 4 image(s) skipped, 1 written" in err
+
+
+def test_jpeg_output_warns_and_lossless_outputs_keep_every_pixel(checkpoint, tmp_path, capsys):
+    image, mask = write_pair(tmp_path / "in", "a")
+    source, hole = np.asarray(Image.open(image)), np.asarray(Image.open(mask)) > 0
+    for name in ("out.png", "out.webp", "out.bmp", "out.tif"):
+        assert main(["complete", str(image), "--mask", str(mask), "-o", str(tmp_path / name), "--model", str(checkpoint)]) == 0
+        assert "lossy" not in capsys.readouterr().err
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name).convert("RGB"))[~hole], source[~hole])
+    assert main(["complete", str(image), "--mask", str(mask), "-o", str(tmp_path / "out.jpg"), "--model", str(checkpoint)]) == 0
+    assert "out.jpg: JPEG is lossy, so pixels outside the hole will not be kept" in capsys.readouterr().err
+
+
+def test_files_keep_their_mode(checkpoint, tmp_path):
+    rng = np.random.default_rng(5)
+    hole = np.zeros((30, 42), bool)
+    hole[8:20, 10:30] = True
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    rgba = Image.fromarray(rng.integers(0, 256, (30, 42, 4), dtype=np.uint8))
+    deep = Image.fromarray(rng.integers(0, 65536, (30, 42), dtype=np.uint16))
+    for name, image in (("rgba.png", rgba), ("deep.png", deep)):
+        image.save(tmp_path / name)
+        out = tmp_path / f"out-{name}"
+        assert main(["complete", str(tmp_path / name), "--mask", str(tmp_path / "m.png"), "-o", str(out),
+                     "--model", str(checkpoint)]) == 0
+        result = Image.open(out)
+        assert result.mode == image.mode
+        np.testing.assert_array_equal(np.asarray(result)[~hole], np.asarray(image)[~hole])

@@ -75,6 +75,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write DIR/<gpu-or-cpu-slug>-<date>.{json,md,png} (the bench/results naming)")
     p.add_argument("--note", default=None, help="free text stored in the report (e.g. 'shared machine')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--large-photo", action="store_true",
+                   help="instead of the grid: a 4000x3000 photo with a 5%% hole, end to end, time and peak memory, "
+                   "through the hole windows and through the whole image, each in a fresh process (uses --device, "
+                   "--backends (plain backend names; all: onnxruntime and torch on a CPU), --model, --json, "
+                   "--markdown, --results-dir, --note)")
+    p.add_argument("--large-photo-calls", default="3,1", metavar="WINDOWS,WHOLE",
+                   help="--large-photo: calls through the hole windows and through the whole image (default 3,1; "
+                   "0 skips that way)")
 
 
 def _error(msg: str) -> int:
@@ -90,7 +98,8 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001
 
 
 def run(args: argparse.Namespace) -> int:
-
+    if args.large_photo:
+        return _run_large_photo(args)
     try:
         device = resolve_device(args.device)
         variants = parse_variants(args.backends)
@@ -164,6 +173,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"glcic-fast {NAME}: interrupted; the files hold the cases measured before that", file=sys.stderr)
         status = 1
     return status
+
+
+def _run_large_photo(args: argparse.Namespace) -> int:
+    from ..bench.large_photo import MODES, run_large_photo, write_large_photo
+
+    try:
+        device = resolve_device(args.device)
+        windows, whole = (int(v) for v in args.large_photo_calls.split(","))
+    except ValueError as e:
+        return _error(f"--large-photo-calls {args.large_photo_calls!r}: expected two whole numbers ({e})")
+    if args.backends == "all":  # the CPU's two fast paths; on a GPU the one "auto" picks
+        backends = ["onnxruntime", "torch"] if device == "cpu" else ["auto"]
+    else:
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    rows = run_large_photo(tuple(MODES), {"hole windows": windows, "whole image": whole}, backends=backends,
+                           device=device, model=args.model)
+    for r in rows:
+        print(f"{r['mode']:>12}: {r['backend']} {r['size']}, hole {r['hole']}, network {', '.join(r['network_inputs'])}: "
+              f"{r['median_s']:.1f} s per call (median of {r['calls']}), peak {r['peak_rss_gib']:.2f} GiB "
+              f"({r['peak_over_loaded_gib']:.2f} above the loaded model)")
+    for path in write_large_photo(rows, device, args.json, args.markdown, args.results_dir, args.note):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
