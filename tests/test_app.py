@@ -2,7 +2,8 @@
 
 The server runs for real (uvicorn on a loopback port, in a thread of this process) with the
 packaged model on the default backend here; every result is compared, byte for byte, with
-``glcic_fast.load(...).complete(...)`` on the same photo and mask.
+``glcic_fast.load(...).complete(...)`` on the same photo and mask (in authors' mode, with
+``glcic_fast.load(..., authors_mode=True)``, whose result has the script's size).
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def demo_photo() -> np.ndarray:
     return np.asarray(Image.open(DEMO).convert("RGB"))
 
 
+def wide_photo() -> np.ndarray:
+    """640x160: over the authors' script's 600 px, so authors' mode returns 600x152. Small enough to be quick."""
+    return np.asarray(Image.open(DEMO).convert("RGB").resize((640, 160), Image.BICUBIC))
+
+
 def hole(shape, y0, y1, x0, x1) -> np.ndarray:
     mask = np.zeros(shape[:2], np.uint8)
     mask[y0:y1, x0:x1] = 255
@@ -80,6 +86,12 @@ def engine():
 def reference(engine):
     """The API's own Completer on the backend the app uses."""
     return glcic_fast.load(backend=engine.default_backend)
+
+
+@pytest.fixture(scope="module")
+def authors(engine):
+    """The API's authors-mode Completer on the backend the app uses."""
+    return glcic_fast.load(backend=engine.default_backend, authors_mode=True)
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +121,10 @@ def complete(url: str, photo_id: str, mask: np.ndarray, seq: int = 0, box: bool 
     return request(f"{url}/api/photos/{photo_id}/complete?{query}", png(mask), {"Content-Type": "image/png"})
 
 
-def whole_result(url: str, photo_id: str, seq: int = 0) -> np.ndarray:
+def whole_result(url: str, photo_id: str, seq: int = 0, stem: str = "demo") -> np.ndarray:
     status, headers, body = request(f"{url}/api/photos/{photo_id}/result.png?seq={seq}")
     assert status == 200, body
-    assert headers["Content-Disposition"] == 'attachment; filename="demo-completed.png"'
+    assert headers["Content-Disposition"] == f'attachment; filename="{stem}-completed.png"'
     return np.asarray(Image.open(io.BytesIO(body)))
 
 
@@ -132,19 +144,25 @@ def test_page_and_its_files_are_served(url):
         assert request(f"{url}/static/{name}")[0] == 200
 
 
-@pytest.mark.parametrize("options", [{}, {"postprocess": True}, {"authors_mode": True}, {"box": True}])
-def test_completion_equals_the_api_byte_for_byte(url, reference, options):
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"postprocess": True}, {"authors_mode": True}, {"authors_mode": True, "postprocess": True}, {"box": True}],
+    ids=["default", "postprocess", "authors", "authors-postproc", "box"],
+)
+def test_completion_equals_the_api_byte_for_byte(url, reference, authors, options):
     photo = demo_photo()
     mask = hole(photo.shape, 20, 44, 30, 52)
     photo_id = upload_demo(url)
     status, headers, body = complete(url, photo_id, mask, **options)
     options.pop("box", None)
     assert status == 200, body
-    if options.get("authors_mode"):
-        expected = glcic_fast.load(backend=reference.backend.name, authors_mode=True).complete(photo, mask)
+    if options.pop("authors_mode", False):  # postprocess there is the script's --postproc
+        expected = authors.complete(photo, mask, **options)
     else:
         expected = reference.complete(photo, mask, **options)
-    # The response carries only the region that changed; the download holds the whole photo.
+    # 96x72 is under 600 px and a multiple of 4: authors' mode keeps the size too. The response
+    # carries only the region that changed; the download holds the whole photo.
+    assert expected.shape == photo.shape and headers["X-Glcic-Size"] == "96,72"
     x, y, w, h = map(int, headers["X-Glcic-Region"].split(","))
     assert (x, y, w, h) != (0, 0, 0, 0)
     changed = np.argwhere((expected != photo).any(axis=2))
@@ -155,6 +173,34 @@ def test_completion_equals_the_api_byte_for_byte(url, reference, options):
     assert headers["X-Glcic-Backend"] == reference.backend.name and headers["X-Glcic-Device"] == "cpu"
     assert headers["X-Glcic-Precision"] == "fp32"
     assert 0 < float(headers["X-Glcic-Network-Ms"]) <= float(headers["X-Glcic-Server-Ms"])
+
+
+def test_authors_mode_on_a_larger_photo_returns_the_scripts_size_whole(url, authors):
+    """640x160 comes back as the script writes it, 600x152: the whole result in the response,
+    its size in a header. Keep makes it the photo, at that size, and the next hole is cut from it."""
+    photo = wide_photo()
+    status, _, body = upload(url, png(photo), name="wide.png")
+    photo_id = json.loads(body)["id"]
+    first = hole(photo.shape, 40, 90, 300, 380)
+    status, headers, body = complete(url, photo_id, first, seq=1, box=True, authors_mode=True)
+    assert status == 200, body
+    expected = authors.complete(photo, first)
+    assert expected.shape == (152, 600, 3)
+    assert headers["X-Glcic-Size"] == "600,152" and headers["X-Glcic-Region"] == "0,0,600,152"
+    assert np.asarray(Image.open(io.BytesIO(body))).tobytes() == expected.tobytes()
+    assert whole_result(url, photo_id, seq=1, stem="wide").tobytes() == expected.tobytes()
+
+    status, _, body = request(f"{url}/api/photos/{photo_id}/keep?seq=1", b"", method="POST")
+    assert status == 200 and json.loads(body) == {"id": photo_id, "width": 600, "height": 152}
+    status, _, body = request(f"{url}/api/photos/{photo_id}/photo.png")
+    assert np.asarray(Image.open(io.BytesIO(body))).tobytes() == expected.tobytes()
+    # A mask of the old photo's size no longer fits; one of the kept photo's size does.
+    status, _, body = complete(url, photo_id, hole(photo.shape, 10, 30, 610, 630), seq=2, box=True, authors_mode=True)
+    assert status == 422 and "a 20x20 box at (610, 10) does not fit in the 600x152 photo" in error_of(body)
+    second = hole(expected.shape, 60, 100, 100, 160)
+    status, headers, _ = complete(url, photo_id, second, seq=3, box=True, authors_mode=True)
+    assert status == 200 and headers["X-Glcic-Size"] == "600,152"
+    assert whole_result(url, photo_id, seq=3, stem="wide").tobytes() == authors.complete(expected, second).tobytes()
 
 
 def test_a_request_overtaken_by_a_newer_stroke_is_dropped(url, reference):

@@ -3,7 +3,9 @@
 The test opens the page, uploads the bundled photo, brushes strokes with mouse events and
 checks every result the page shows and downloads against ``glcic_fast.load(...).complete(...)``
 on the same photo and the mask the page sent, byte for byte; a text file named .jpg must
-show an error and leave the app working. It also takes the README's screenshot:
+show an error and leave the app working. Authors' mode on a photo over 600 px wide must show
+and download ``load(..., authors_mode=True)``'s result at the script's smaller size, and Keep
+must carry on from it, even after the server has forgotten the photo. It also takes the README's screenshot:
 
     GLCIC_APP_SCREENSHOT=docs/app.png python -m pytest tests/test_app_browser.py
 
@@ -14,6 +16,7 @@ browser's path) and ``pip install playwright`` (the Python package only: nothing
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -126,6 +129,12 @@ def brush(page, points, photo_size):
     page.mouse.up()
 
 
+def centre(mask):
+    """(x, y) of the hole's centre of mass, in photo pixels: where the page put the brushed hole."""
+    ys, xs = np.nonzero(mask)
+    return xs.mean(), ys.mean()
+
+
 def wait_for_result(page, requests):
     page.wait_for_function("document.body.dataset.state !== 'busy'")
     seq, mask = requests.last()
@@ -134,13 +143,16 @@ def wait_for_result(page, requests):
 
 
 def shown(page):
-    """The pixels of the page's view canvas (the photo-sized canvas the user sees), RGB."""
-    flat = page.evaluate(
+    """The pixels of the page's view canvas (the canvas the user sees, at the size of what it shows), RGB.
+
+    They travel as base64 text: a JSON array of numbers takes seconds for a 600x152 canvas."""
+    height, width, text = page.evaluate(
         "() => { const c = document.getElementById('view');"
-        " return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let s = '';"
+        " for (let i = 0; i < d.length; i += 32768) s += String.fromCharCode.apply(null, d.subarray(i, i + 32768));"
+        " return [c.height, c.width, btoa(s)]; }"
     )
-    size = page.evaluate("() => [document.getElementById('view').height, document.getElementById('view').width]")
-    return np.asarray(flat, np.uint8).reshape(size[0], size[1], 4)[..., :3]
+    return np.frombuffer(base64.b64decode(text), np.uint8).reshape(height, width, 4)[..., :3]
 
 
 def downloaded(page):
@@ -214,3 +226,47 @@ def test_remove_an_object_in_the_browser(page, engine, tmp_path):
     page.click("#undo")
     mask, result = check_result(page, requests, reference, photo, postprocess=True)
     assert mask.tobytes() == first_mask.tobytes() and result.tobytes() == first.tobytes()
+
+
+def test_authors_mode_shows_the_scripts_smaller_result(page, engine, tmp_path):
+    """640x160 in authors' mode: the page shows and downloads the script's 600x152 result, the
+    before/after toggle switches sizes, and Keep makes the result the photo for the next hole."""
+    authors = glcic_fast.load(backend=engine.default_backend, authors_mode=True)
+    photo = np.asarray(Image.open(DEMO).convert("RGB").resize((640, 160), Image.BICUBIC))
+    path = tmp_path / "wide.png"
+    Image.fromarray(photo).save(path)
+    requests = CompletionRequests(page, photo.shape[:2])
+
+    page.set_input_files("#file", str(path))
+    page.wait_for_selector("body[data-state=ready]")
+    page.check("#authors-mode")
+    brush(page, [(300, 60), (380, 60)], (640, 160))
+    mask = wait_for_result(page, requests)
+    assert np.allclose(centre(mask), (340, 60), atol=1.5)  # under the stroke
+    expected = authors.complete(photo, mask)
+    assert expected.shape == (152, 600, 3)
+    assert page.inner_text("#stat-result") == "600 × 152" and page.inner_text("#stat-size") == "640 × 160"
+    assert downloaded(page).tobytes() == expected.tobytes()
+    assert shown(page).tobytes() == expected.tobytes()  # every pixel: the whole result came from the server
+    page.click("#compare")
+    assert shown(page).tobytes() == photo.tobytes()  # a PNG: the browser decodes the same bytes
+    page.click("#compare")
+    assert shown(page).tobytes() == expected.tobytes()
+
+    # Keep: the 600x152 result is the photo now; a default-mode hole brushed on it.
+    page.click("#keep")
+    page.wait_for_function("document.getElementById('stat-size').textContent === '600 × 152'")
+    assert page.evaluate("document.body.dataset.state") == "ready"
+    page.uncheck("#authors-mode")
+    requests.shape = expected.shape[:2]
+    # Eight other photos push it out of the server's store: the page sends the kept result again.
+    page.evaluate(
+        "async () => { const c = document.createElement('canvas'); c.width = c.height = 8;"
+        " const png = await new Promise((resolve) => c.toBlob(resolve, 'image/png'));"
+        " for (let i = 0; i < 8; i++) await fetch('api/photos', { method: 'POST', body: png }); }"
+    )
+    brush(page, [(100, 40), (130, 50)], (600, 152))
+    mask, _ = check_result(page, requests, glcic_fast.load(backend=engine.default_backend), expected)
+    assert np.allclose(centre(mask), (115, 45), atol=1.5)  # in the kept photo's pixels, under the stroke
+    statuses = [r.response().status for r in requests.seen[-2:]]
+    assert statuses == [404, 200]  # forgotten, then completed on the kept result sent again

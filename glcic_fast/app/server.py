@@ -11,9 +11,13 @@ Routes (errors come back as JSON ``{"error": "..."}``, which the page shows):
     POST /api/photos/{id}/complete?seq=N&mask_x=&mask_y=&backend=&postprocess=&authors_mode=
                                           body: PNG of the mask's box at (mask_x, mask_y), the
                                           rest is not hole -> PNG of the region that changed;
-                                          X-Glcic-* headers: where it goes, backend, timings
+                                          X-Glcic-* headers: the result's size, where the region
+                                          goes in it, backend, timings. A result whose size is not
+                                          the photo's (authors' mode: the script's resolution)
+                                          comes back whole, its region the whole result
     GET  /api/photos/{id}/result.png?seq=N  the whole completed photo (the page's download)
     POST /api/photos/{id}/keep?seq=N      the result becomes the photo the next hole is cut from
+                                          (at the result's size) -> {"id", "width", "height"}
 
 Uploads are request bodies read into memory, not multipart forms: Starlette spools form files
 over 1 MB to a temporary file on disk, and uploads must not leave memory. A completion request
@@ -140,10 +144,15 @@ def create_app(
                 raise UploadError(400, f"backend {backend}: {e}") from None
         counts["completed"] += 1
         photo.result, photo.result_seq = done.pixels, seq
-        x, y, w, h = changed_region(base, done.pixels)
+        height, width = done.pixels.shape[:2]
+        if done.pixels.shape == base.shape:  # only what changed travels
+            x, y, w, h = changed_region(base, done.pixels)
+        else:  # a different size (authors' mode): nothing to diff against, the whole result travels
+            x, y, w, h = 0, 0, width, height
         png = await run_in_threadpool(encode_png, done.pixels[y : y + h, x : x + w]) if w else b""
         headers = {
-            "X-Glcic-Region": f"{x},{y},{w},{h}", "X-Glcic-Seq": str(seq), "X-Glcic-Backend": done.backend,
+            "X-Glcic-Size": f"{width},{height}", "X-Glcic-Region": f"{x},{y},{w},{h}",
+            "X-Glcic-Seq": str(seq), "X-Glcic-Backend": done.backend,
             "X-Glcic-Device": done.device, "X-Glcic-Precision": done.precision,
             "X-Glcic-Network-Ms": f"{done.network_ms:.1f}",
             "X-Glcic-Server-Ms": f"{(time.perf_counter() - started) * 1000:.1f}",
@@ -169,7 +178,7 @@ def create_app(
     async def keep(photo_id: str, seq: int):
         photo = latest_result(photo_id, seq)
         photo.pixels = photo.result  # the result stays downloadable until the next completion
-        return {"id": photo.id}
+        return {"id": photo.id, "width": photo.pixels.shape[1], "height": photo.pixels.shape[0]}
 
     return app
 

@@ -1,11 +1,14 @@
 // glcic-fast app: open a photo, brush the hole, see it completed. No build step, no libraries.
 //
 // The photo goes to the server once (POST api/photos); each completion sends only the mask
-// (a binary PNG of the brushed box, and where the box lies) and gets back the region that changed. Every request
-// carries a sequence number: a newer stroke aborts the request in flight, the server drops
-// queued requests that a newer one has overtaken, and late answers are ignored here.
+// (a binary PNG of the brushed box, and where the box lies) and gets back the region that changed.
+// Authors' mode returns the script's network resolution, which can differ from the photo's
+// size: then the whole result comes back and is shown at its own size (in the photo's place on
+// screen: the script scales image and mask alike, so the strokes still lie over the hole). Every
+// request carries a sequence number: a newer stroke aborts the request in flight, the server
+// drops queued requests that a newer one has overtaken, and late answers are ignored here.
 //
-// One file of ~420 lines on purpose: the page is served as is, with no bundler, and its parts
+// One file of ~450 lines on purpose: the page is served as is, with no bundler, and its parts
 // (status, drawing, completion, opening photos, start) share one small state object.
 "use strict";
 
@@ -17,7 +20,7 @@ const state = {
   info: null,
   photo: null,      // {id, name, width, height, file}
   base: null,       // canvas: the photo the hole is cut from ("before")
-  result: null,     // canvas: base with the completed region drawn in, or null
+  result: null,     // canvas: base with the completed region drawn in (or the whole result when its size differs), or null
   resultSeq: -1,
   strokes: [],      // {width, points: [[x, y], ...]} in photo pixels
   drawing: null,    // the stroke under the pointer
@@ -96,6 +99,10 @@ function paintOverlay() {
 function render() {
   if (!state.base) return;
   const shown = state.before || !state.result ? state.base : state.result;
+  if (view.width !== shown.width || view.height !== shown.height) {  // a result at its own size; the box on screen stays
+    view.width = shown.width;
+    view.height = shown.height;
+  }
   view.getContext("2d").drawImage(shown, 0, 0);
   const resultShown = state.result && !state.before && !state.drawing && document.body.dataset.state !== "busy";
   overlay.classList.toggle("hidden", Boolean(resultShown) && !$("show-mask").checked);
@@ -242,10 +249,15 @@ async function maskPng() {
   return { x, y, bytes: await blob.arrayBuffer() };
 }
 
-function copyCanvas(source) {
+function blankCanvas(width, height) {
   const c = document.createElement("canvas");
-  c.width = source.width;
-  c.height = source.height;
+  c.width = width;
+  c.height = height;
+  return c;
+}
+
+function copyCanvas(source) {
+  const c = blankCanvas(source.width, source.height);
   c.getContext("2d").drawImage(source, 0, 0);
   return c;
 }
@@ -279,8 +291,10 @@ async function complete(retried = false) {
     if (seq === state.seq) { showError(message); settle(""); render(); }
     return;
   }
+  const [width, height] = response.headers.get("X-Glcic-Size").split(",").map(Number);
   const [x, y, w, h] = response.headers.get("X-Glcic-Region").split(",").map(Number);
-  const result = copyCanvas(state.base);
+  const sameSize = width === state.base.width && height === state.base.height;
+  const result = sameSize ? copyCanvas(state.base) : blankCanvas(width, height);  // else the region is all of it
   if (w > 0) {
     // The PNG has no colour profile; take its bytes as they are so the page shows what the server made.
     const region = await createImageBitmap(await response.blob(), { colorSpaceConversion: "none", premultiplyAlpha: "none" });
@@ -294,14 +308,14 @@ async function complete(retried = false) {
   const h_ = (name) => response.headers.get("X-Glcic-" + name);
   showStats({
     backend: h_("Backend"), device: h_("Device"), precision: h_("Precision"),
-    network: ms(h_("Network-Ms")), server: ms(h_("Server-Ms")), request: ms(total),
+    network: ms(h_("Network-Ms")), server: ms(h_("Server-Ms")), request: ms(total), result: `${width} × ${height}`,
   });
   const download = $("download");
   download.href = `api/photos/${state.photo.id}/result.png?seq=${seq}`;
   download.download = `${state.photo.name.replace(/\.[^.]*$/, "")}-completed.png`;
   hideError();
   document.body.dataset.seq = String(seq);
-  settle(`completed in ${ms(total)}`);
+  settle(`completed in ${ms(total)}` + (sameSize ? "" : `; the result is ${width} × ${height}, the script's resolution`));
   render();
 }
 
@@ -310,13 +324,23 @@ for (const id of ["backend", "postprocess", "authors-mode"]) {
   $(id).addEventListener("change", () => { if (state.strokes.length && $("auto").checked) complete(); });
 }
 
+// Keep: the result becomes the photo, at the result's size (in authors' mode, the script's
+// resolution: what running the script again on its own output would take). It also becomes
+// the file to send again if the server forgets the photo, so a resend keeps the edits.
 $("keep").addEventListener("click", async () => {
   const response = await fetch(`api/photos/${state.photo.id}/keep?seq=${state.resultSeq}`, { method: "POST" });
   if (!response.ok) { showError(await errorOf(response)); return; }
-  state.base = state.result;
+  const meta = await response.json();
+  const kept = state.result, photo = state.photo;
+  kept.toBlob((png) => { if (state.base === kept) photo.file = new File([png], photo.file.name, { type: "image/png" }); }, "image/png");
+  state.photo.width = overlay.width = meta.width;
+  state.photo.height = overlay.height = meta.height;
+  state.base = kept;
   state.result = null;
   state.strokes = [];
   state.before = false;
+  showStats({ size: `${meta.width} × ${meta.height}`, result: "–" });
+  layout();
   paintOverlay();
   settle("kept: brush the next hole");
   render();
@@ -385,7 +409,7 @@ async function openPhoto(file) {
   state.before = false;
   $("canvases").hidden = false;
   $("photo-name").textContent = meta.name;
-  showStats({ size: `${meta.width} × ${meta.height}`, network: "–", server: "–", request: "–" });
+  showStats({ size: `${meta.width} × ${meta.height}`, result: "–", network: "–", server: "–", request: "–" });
   layout();
   paintOverlay();
   settle("brush over what to remove");
