@@ -31,7 +31,7 @@ setup(
         "glcic_fast.kernels": "kernels",
         "glcic_fast.train": "train",
     },
-    package_data={"glcic_fast": ["data/*"]},
+    package_data={"glcic_fast": ["data/*", "data/photos/*", "data/photos/calibration/*", "data/photos/heldout/*"]},
     include_package_data=False,
     install_requires=[
         # A range, so an installed CPU build (2.13 on the dev machines / CI) satisfies it and
@@ -50,9 +50,11 @@ setup(
         "triton": ["triton>=3.1"],
         "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
         "import": ["torchfile>=0.1"],
+        # The fast CPU path: OpenVINO (fp32/bf16/int8) and NNCF (its int8 quantization).
+        "openvino": ["openvino>=2024.4", "nncf>=2.14"],
         "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
         "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
-                 "import-linter>=2.0"],
+                 "import-linter>=2.0", "openvino>=2024.4", "nncf>=2.14"],
     },
     entry_points={"console_scripts": ["glcic-fast=glcic_fast.cli:main"]},
 )

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import backends as backend_registry
 from .layers import PLACES2_MEAN
+from .photo_samples import InputConvention
 from .postprocess import poisson_blend
 from .preprocess import (
     AUTHORS_MASK_THRESHOLD,
@@ -60,6 +61,7 @@ class Completer:
         self.resize = resize
         self.mask_threshold = mask_threshold
         self.postprocess = postprocess
+        self.choice = None  # on a CPU with precision="auto": what was picked and why
 
     def __repr__(self) -> str:
         return f"<Completer backend={self.backend.name} device={self.backend.device} precision={self.backend.precision}>"
@@ -179,9 +181,11 @@ def load(
 
     model: a checkpoint (.safetensors), a TensorRT engine (.plan, with backend "tensorrt" or
     "auto"), a ``CompletionNetwork``, or None for the packaged default model.
-    backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime on a
-    CPU), "torch", "onnxruntime", "triton", "tensorrt". precision: "auto" (fp16 on a GPU,
-    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` reproduces the authors' script:
+    backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime or
+    openvino on a CPU), "torch", "onnxruntime", "openvino", "triton", "tensorrt". precision:
+    "auto" (fp16 on a GPU; on a CPU the fastest of int8 / bf16 / fp32 that passes the accuracy
+    gate on this CPU, measured once and cached -- ``completer.choice`` says which and why),
+    "fp32" (exact), "fp16", "bf16", "int8". ``authors_mode`` reproduces the authors' script:
     resize to a long side <= 600 and a multiple of 4, threshold grey masks at 0.2 and
     post-process.
     """
@@ -202,9 +206,23 @@ def load(
     name = backend_registry.resolve(backend, dev)
     if name == "tensorrt":
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
-    prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
+    convention = InputConvention.from_metadata(model_mean, fill, meta)
+    choice = None
+    if precision == "auto" and dev == "cpu" and backend in ("auto", "openvino", "onnxruntime"):
+        # the fastest variant that passes the accuracy gate on this CPU (backends.cpu_auto)
+        from .backends import cpu_auto
+
+        choice = cpu_auto.choose(layers, convention, backend)
+        name, prec = choice.backend, choice.precision
+    else:
+        prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
+    if prec == "int8":  # calibration turns photos into inputs the way this model expects them
+        backend_options.setdefault("convention", convention)
     cls = backend_registry.backend_class(name)
-    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize, mask_threshold, postprocess)
+    completer = Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize,
+                          mask_threshold, postprocess)
+    completer.choice = choice
+    return completer
 
 
 def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):

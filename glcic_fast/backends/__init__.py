@@ -14,6 +14,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "triton": ("glcic_fast.backends.triton_backend", "TritonBackend"),
     "torch": ("glcic_fast.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("glcic_fast.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "openvino": ("glcic_fast.backends.openvino_backend", "OpenVINOBackend"),
 }
 # "auto" from a checkpoint: TensorRT needs an engine built first, so it is never picked here.
 AUTO_ORDER = {"cuda": ("triton", "torch", "onnxruntime"), "cpu": ("onnxruntime", "torch")}

@@ -1,0 +1,152 @@
+"""``precision="auto"`` on a CPU: the fastest variant that passes the accuracy gate here.
+
+Candidates, fastest first, depend on the CPU class (``cpu_isa``); the order comes from
+measurements (bench/results/cpu-*.md; 256x256 batch 1 on a 2-core AVX-512 BF16/VNNI EPYC:
+OpenVINO int8 ~9x torch eager fp32, onnxruntime int8 ~7x, OpenVINO bf16 ~5.5x, OpenVINO fp32
+~2x, onnxruntime fp32 ~1.7x; on AMX, bf16 runs on the tile units and overtakes onnxruntime's
+int8). bf16 is a candidate only where it is native (AVX-512 BF16, AMX): emulated it is slower
+than fp32. int8 is a candidate everywhere (AVX2 uses NNCF's 7-bit overflow fix), the gate
+decides whether it is good enough.
+
+The first reduced-precision candidate whose gate verdict passes wins; the fp32 variants
+always qualify (they are the reference). A verdict is measured once per (model, variant,
+runtime version, CPU class) -- which for int8 includes building the quantized model -- with a
+progress bar, and cached next to the quantized models (``quantize.cache_dir()``).
+``GLCIC_FAST_CPU_AUTO=fp32`` makes "auto" mean the exact fp32 path (what the test suite
+uses, so that other tests do not depend on the CPU they run on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from ..accuracy_gate import GateReport, evaluate, heldout_samples
+from ..atomic import atomic_write_data
+from ..cpu_isa import CpuIsa, detect
+from ..photo_samples import InputConvention
+from ..quantize import cache_dir, model_key, runtime_version
+from . import backend_class, unavailable_reason
+
+if TYPE_CHECKING:
+    from ..folding import FoldedLayer
+
+AUTO_ENV = "GLCIC_FAST_CPU_AUTO"
+EXACT = ("onnxruntime", "fp32")
+# (backend, precision), fastest first, per CPU class.
+CANDIDATES: dict[str, tuple[tuple[str, str], ...]] = {
+    "amx": (("openvino", "int8"), ("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"), EXACT),
+    "avx512-bf16": (("openvino", "int8"), ("onnxruntime", "int8"), ("openvino", "bf16"), ("openvino", "fp32"), EXACT),
+    "vnni": (("openvino", "int8"), ("onnxruntime", "int8"), ("openvino", "fp32"), EXACT),
+    "avx2": (("openvino", "int8"), ("onnxruntime", "int8"), ("openvino", "fp32"), EXACT),
+    "baseline": (("openvino", "fp32"), EXACT),
+}
+
+
+@dataclass
+class Choice:
+    backend: str
+    precision: str
+    reason: str
+    isa: str
+    # per candidate tried: "backend/precision" -> verdict line
+    considered: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [f"{self.backend} {self.precision} on a CPU with {self.isa}: {self.reason}"]
+        lines += [f"  {k}: {v}" for k, v in self.considered.items()]
+        return "\n".join(lines)
+
+
+def candidates(isa: CpuIsa, backend: str = "auto") -> list[tuple[str, str]]:
+    """The candidates for this CPU (restricted to ``backend`` unless "auto"), fastest first."""
+    order = CANDIDATES[isa.tier]
+    return [c for c in order if backend in ("auto", c[0])]
+
+
+def _verdict_path(key: str, backend: str, precision: str, isa: CpuIsa):
+    return cache_dir() / "gate" / f"{key}-{backend}-{precision}-{runtime_version(backend)}-{isa.tier}.json"
+
+
+def gate_verdict(
+    layers: Sequence["FoldedLayer"], convention: InputConvention, backend: str, precision: str,
+    isa: Optional[CpuIsa] = None, reference: Any = None,
+) -> GateReport:
+    """The gate's report for one variant on this CPU: from the cache, or measured now."""
+    isa = isa or detect()
+    cached = cached_verdict(layers, convention, backend, precision, isa)
+    if cached is not None:
+        return cached
+    from tqdm.auto import tqdm
+
+    print(f"glcic-fast: checking {backend} {precision} against fp32 on held-out photos (once per model and CPU)",
+          file=sys.stderr)
+    variant = backend_class(backend)(layers, "cpu", precision, **_options(precision, convention))
+    reference = reference or backend_class(EXACT[0])(layers, "cpu", EXACT[1])
+    samples = heldout_samples(convention)
+    total = sum(len(v) for v in samples.values())
+    with tqdm(total=total, desc=f"accuracy gate {backend} {precision}", unit="image", file=sys.stderr,
+              leave=False, disable=None) as bar:
+        report = evaluate(variant, reference, convention, samples, progress=bar.update)
+    atomic_write_data(_verdict_path(model_key(layers, convention), backend, precision, isa), json.dumps(report.to_dict(), indent=1))
+    return report
+
+
+def cached_verdict(
+    layers: Sequence["FoldedLayer"], convention: InputConvention, backend: str, precision: str, isa: CpuIsa,
+) -> Optional[GateReport]:
+    path = _verdict_path(model_key(layers, convention), backend, precision, isa)
+    try:
+        return GateReport.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: to be measured
+        return None
+
+
+def _options(precision: str, convention: InputConvention) -> dict:
+    return {"convention": convention} if precision == "int8" else {}
+
+
+def choose(
+    layers: Sequence["FoldedLayer"], convention: InputConvention, backend: str = "auto", isa: Optional[CpuIsa] = None,
+    measure: bool = True,
+) -> Optional[Choice]:
+    """The variant ``precision="auto"`` runs on this CPU, and why. ``measure=False`` only reads
+    cached verdicts: None if one it needs has not been measured yet."""
+    isa = isa or detect()
+    if os.environ.get(AUTO_ENV, "").lower() == "fp32":
+        b = EXACT[0] if backend == "auto" else backend
+        return Choice(b, "fp32", f"{AUTO_ENV}=fp32 asks for the exact path", isa.summary())
+    considered: dict[str, str] = {}
+    reference = None
+    for name, precision in candidates(isa, backend):
+        label = f"{name} {precision}"
+        reason = unavailable_reason(name, "cpu")
+        if reason:
+            considered[label] = f"not available ({reason})"
+            continue
+        if precision == "fp32":
+            why = "the fastest exact variant here" if not considered else "no faster variant passed the gate or is installed"
+            return Choice(name, precision, why, isa.summary(), considered)
+        try:
+            if not measure:
+                report = cached_verdict(layers, convention, name, precision, isa)
+                if report is None:
+                    return None
+            else:
+                if reference is None:
+                    reference = backend_class(EXACT[0])(layers, "cpu", EXACT[1])
+                report = gate_verdict(layers, convention, name, precision, isa, reference)
+        except Exception as e:  # a variant that cannot be built here is skipped, with its reason
+            considered[label] = f"could not be built ({type(e).__name__}: {e})"
+            continue
+        considered[label] = "gate " + report.summary()
+        if report.passed:
+            return Choice(name, precision, "the fastest variant on this CPU class that passes the accuracy gate",
+                          isa.summary(), considered)
+    raise RuntimeError(f"no CPU variant can run here: {considered}")
+
+
+__all__ = ["AUTO_ENV", "CANDIDATES", "Choice", "cached_verdict", "candidates", "choose", "gate_verdict"]
