@@ -86,7 +86,7 @@ def test_auto_picks_gated_int8_then_reuses_the_verdict(small_gate, monkeypatch, 
     assert completer.choice is not None and completer.backend.precision == "int8"
     exact = glcic_fast.load(precision="fp32")
     assert exact.choice is None and (exact.backend.name, exact.backend.precision) == ("onnxruntime", "fp32")
-    image = np.dstack(np.meshgrid(np.arange(64), np.arange(64)) + [np.full((64, 64), 90)]).astype(np.uint8) * 2
+    image = (np.dstack([*np.meshgrid(np.arange(64), np.arange(64)), np.full((64, 64), 45)]) * 2).astype(np.uint8)
     mask = np.zeros(image.shape[:2], bool)
     mask[20:44, 20:44] = True
     out = completer.complete(image, mask)
