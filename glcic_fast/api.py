@@ -203,7 +203,7 @@ def load(
             meta, resize, mask_threshold, postprocess,
         )
     layers, model_mean, fill, meta = resolve_model(model, mean)
-    name = backend_registry.resolve(backend, dev)
+    name = backend_registry.resolve(backend, dev, precision)
     if name == "tensorrt":
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
     convention = InputConvention.from_metadata(model_mean, fill, meta)
@@ -214,6 +214,7 @@ def load(
 
         choice = cpu_auto.choose(layers, convention, backend)
         name, prec = choice.backend, choice.precision
+        backend_options = {**choice.options, **backend_options}
     else:
         prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
     if prec == "int8":  # calibration turns photos into inputs the way this model expects them

@@ -11,16 +11,22 @@ convolutions are poorly supported, the sub-pixel form is plain convolutions):
 Calibration runs the float network on real photos with holes drawn as in use
 (``photo_samples``: the packaged ``calibration`` photos, never the gate's held-out ones).
 
-Recipe, measured on the packaged model (bench/results/cpu-quantization-*.md): with every conv
-in int8, the result lost 0.14 dB hole PSNR at 256x256 (NNCF) and its worst sample was 32.6 dB
-from fp32; keeping the first conv (which sees the raw image and the hole mask) and the last one
-(whose output goes through the sigmoid to pixels) in float brings both inside the gate
-(``accuracy_gate``) at almost the same speed (they hold ~2% of the MACs). Each runtime quantizes
-the rest.
+Recipes (which convs stay in float; every other conv is int8):
+
+* ``"all"``: none -- the fastest;
+* ``"first-last"``: the first conv (which sees the raw image and the hole mask) and the last one
+  (whose output goes through the sigmoid to pixels), ~2% of the MACs -- the classic sensitive
+  pair. On the packaged model, with one draw of calibration and held-out crops, "all" missed the
+  gate (NNCF: 0.135 dB hole-PSNR loss at 256 px, worst sample 32.6 dB from fp32) and
+  "first-last" passed; with the shipped draw both pass (bench/results/cpu-accuracy-*.md). So the
+  automatic choice (``backends.cpu_auto``) tries "all" first and falls back to "first-last"
+  when the gate fails, per model, rather than dropping int8. Loading int8 directly uses
+  ``DEFAULT_RECIPE`` ("first-last", the safer one).
 
 On CPUs without VNNI/AMX, int8 dot products go through AVX2's ``vpmaddubsw``, whose 16-bit
-intermediate sums overflow with full 8-bit weights; NNCF's overflow fix (7-bit weights) is
-enabled there and disabled where VNNI or AMX makes it unnecessary (more accurate).
+intermediate sums overflow with full 8-bit weights; NNCF's overflow fix and onnxruntime's
+``reduce_range`` (7-bit weights) are enabled there and disabled where VNNI or AMX makes them
+unnecessary (more accurate).
 
 Quantized models are cached per (model, recipe, runtime version, overflow fix):
 ``GLCIC_FAST_CACHE`` or ``~/.cache/glcic-fast``, written atomically, built once.
@@ -48,7 +54,9 @@ if TYPE_CHECKING:
     from .folding import FoldedLayer
 
 CACHE_ENV = "GLCIC_FAST_CACHE"
-RECIPE = "int8-r1"  # bump when the recipe below changes: old cache entries are then not reused
+RECIPE = "int8-r2"  # bump when the quantization settings change: old cache entries are then not reused
+RECIPES = ("all", "first-last")  # the automatic choice's order: fastest first
+DEFAULT_RECIPE = "first-last"
 DEFAULT_CROPS_PER_PHOTO = 3  # x 15 photos = 45 samples over three crop sizes
 CALIBRATION_CROPS_PER_PHOTO = DEFAULT_CROPS_PER_PHOTO  # tests lower it (and the cache key says so)
 
@@ -70,9 +78,11 @@ def model_key(layers: Sequence["FoldedLayer"], convention: InputConvention) -> s
     return h.hexdigest()[:16]
 
 
-def float_layers(n_layers: int) -> tuple[int, ...]:
-    """1-based numbers of the layers the recipe keeps in float: the first and the last."""
-    return (1, n_layers)
+def float_layers(recipe: str, n_layers: int) -> tuple[int, ...]:
+    """1-based numbers of the layers ``recipe`` keeps in float."""
+    if recipe not in RECIPES:
+        raise ValueError(f"int8 recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+    return () if recipe == "all" else (1, n_layers)
 
 
 def _conv_nodes(graph_nodes: Sequence[str], layer_numbers: Sequence[int]) -> list[str]:
@@ -111,6 +121,7 @@ def openvino_int8(
     isa: Optional[CpuIsa] = None,
     samples: Optional[Sequence[Sample]] = None,
     cache: bool = True,
+    recipe: str = DEFAULT_RECIPE,
 ) -> Path:
     """An int8 OpenVINO IR (.xml, its .bin beside it) of the network, built once and cached.
 
@@ -119,7 +130,8 @@ def openvino_int8(
     """
     isa = isa or detect()
     overflow_fix = not isa.native_int8
-    tag = _variant_tag("openvino", convention, layers, overflow_fix, samples)
+    float_layers(recipe, len(layers))  # an unknown recipe fails here, before any work
+    tag = _variant_tag("openvino", convention, layers, overflow_fix, samples, recipe)
     path = (cache_dir() if cache else Path(_temporary_dir())) / "int8" / f"{tag}.xml"
     if cache and path.is_file() and path.with_suffix(".bin").is_file():
         return path
@@ -134,7 +146,7 @@ def openvino_int8(
         ov_model = ov.Core().read_model(build_onnx_model(layers, "fp32", subpixel_transposed=True).SerializeToString())
         # OpenVINO names each conv "<onnx node>/WithoutBiases" (the bias add follows it).
         names = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() == "Convolution"]
-        keep = [n for n in names if n.split("/")[0].split("_phase")[0] in {f"conv{i}" for i in float_layers(len(layers))}]
+        keep = [n for n in names if n.split("/")[0].split("_phase")[0] in {f"conv{i}" for i in float_layers(recipe, len(layers))}]
         nncf.set_log_level(30)
         bar = _progress(len(calib), "int8 calibration (OpenVINO/NNCF)")
 
@@ -145,14 +157,14 @@ def openvino_int8(
         try:
             quantized = nncf.quantize(
                 ov_model, nncf.Dataset(calib, transform), subset_size=len(calib),
-                ignored_scope=nncf.IgnoredScope(names=keep),
+                ignored_scope=nncf.IgnoredScope(names=keep) if keep else None,
                 advanced_parameters=AdvancedQuantizationParameters(
                     overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE,
                 ),
             )
         finally:
             bar.close()
-        quantized.set_rt_info(json.dumps({"recipe": RECIPE, "float_layers": list(float_layers(len(layers))),
+        quantized.set_rt_info(json.dumps({"recipe": RECIPE, "float_layers": list(float_layers(recipe, len(layers))),
                                           "overflow_fix": overflow_fix}), "glcic_fast")
         _save_openvino_atomically(ov, quantized, dest)
 
@@ -187,11 +199,19 @@ def _save_openvino_atomically(ov, model, dest: Path) -> None:
 def onnxruntime_int8(
     layers: Sequence["FoldedLayer"],
     convention: InputConvention,
+    isa: Optional[CpuIsa] = None,
     samples: Optional[Sequence[Sample]] = None,
     cache: bool = True,
+    recipe: str = DEFAULT_RECIPE,
 ) -> Path:
-    """A QDQ int8 ONNX file of the (sub-pixel) network, built once and cached."""
-    tag = _variant_tag("onnxruntime", convention, layers, False, samples)
+    """A QDQ int8 ONNX file of the (sub-pixel) network, built once and cached.
+
+    Without VNNI/AMX, weights are quantized to 7 bits (onnxruntime's ``reduce_range``), for the
+    same AVX2 overflow reason as NNCF's overflow fix."""
+    isa = isa or detect()
+    reduce_range = not isa.native_int8
+    float_layers(recipe, len(layers))
+    tag = _variant_tag("onnxruntime", convention, layers, reduce_range, samples, recipe)
     path = (cache_dir() if cache else Path(_temporary_dir())) / "int8" / f"{tag}.onnx"
     if cache and path.is_file():
         return path
@@ -199,7 +219,7 @@ def onnxruntime_int8(
 
     calib = list(samples) if samples is not None else calibration_samples(convention)
     model = build_onnx_model(layers, "fp32", subpixel_transposed=True)
-    keep = _conv_nodes([n.name for n in model.graph.node], float_layers(len(layers)))
+    keep = _conv_nodes([n.name for n in model.graph.node], float_layers(recipe, len(layers)))
     bar = _progress(len(calib), "int8 calibration (onnxruntime)")
 
     class Reader(oq.CalibrationDataReader):
@@ -223,6 +243,7 @@ def onnxruntime_int8(
             oq.quantize_static(
                 str(src), tmp, Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
                 activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8, nodes_to_exclude=keep,
+                reduce_range=reduce_range,
                 calibrate_method=oq.CalibrationMethod.MinMax,
             )
 
@@ -243,12 +264,12 @@ class _DropRecords(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def _variant_tag(runtime: str, convention: InputConvention, layers, overflow_fix: bool, samples) -> str:
-    parts = [model_key(layers, convention), RECIPE, runtime, runtime_version(runtime)]
+def _variant_tag(runtime: str, convention: InputConvention, layers, seven_bit_weights: bool, samples, recipe: str) -> str:
+    parts = [model_key(layers, convention), RECIPE, recipe, runtime, runtime_version(runtime)]
     if samples is None and CALIBRATION_CROPS_PER_PHOTO != DEFAULT_CROPS_PER_PHOTO:
         parts.append(f"crops{CALIBRATION_CROPS_PER_PHOTO}")
-    if overflow_fix:
-        parts.append("ofix")
+    if seven_bit_weights:
+        parts.append("w7")
     if samples is not None:
         h = hashlib.sha256()
         for s in samples:
@@ -270,6 +291,6 @@ def _temporary_dir() -> str:
 
 
 __all__ = [
-    "CACHE_ENV", "RECIPE", "cache_dir", "calibration_samples", "float_layers", "model_key", "onnxruntime_int8",
+    "CACHE_ENV", "DEFAULT_RECIPE", "RECIPE", "RECIPES", "cache_dir", "calibration_samples", "float_layers", "model_key", "onnxruntime_int8",
     "openvino_int8", "runtime_version",
 ]

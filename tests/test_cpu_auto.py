@@ -5,6 +5,7 @@ and the quantization run for real, kept small for CI (one calibration crop per p
 at the model's trained size, 64 px, only).
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -74,9 +75,11 @@ def test_auto_picks_gated_int8_then_reuses_the_verdict(small_gate, monkeypatch, 
     monkeypatch.setenv(cpu_isa.FLAGS_ENV, AVX512_BF16)
     choice = cpu_auto.choose(layers, convention, backend="openvino")
     assert (choice.backend, choice.precision) == ("openvino", "int8"), choice.describe()
-    assert "gate passes" in choice.considered["openvino int8"]
-    verdicts = list((cache / "gate").glob("*.json"))
-    assert len(verdicts) == 1 and "avx512-bf16" in verdicts[0].name
+    recipe = choice.options["recipe"]
+    assert "gate passes" in choice.considered[f"openvino int8 ({recipe})"]
+    verdicts = sorted((cache / "gate").glob("*.json"))
+    assert len(verdicts) == len(choice.considered) and all("avx512-bf16" in v.name for v in verdicts)
+    verdicts = [v for v in verdicts if f"int8-{recipe}-" in v.name]
     stamp = verdicts[0].stat().st_mtime_ns
     again = cpu_auto.choose(layers, convention, backend="openvino", measure=False)  # cache only
     assert (again.backend, again.precision) == ("openvino", "int8") and verdicts[0].stat().st_mtime_ns == stamp
@@ -122,4 +125,28 @@ def test_without_openvino_auto_falls_back_to_onnxruntime(small_gate):
     assert out.returncode == 0, out.stderr[-2000:]
     first, *rest = out.stdout.splitlines()
     assert first in ("onnxruntime int8", "onnxruntime fp32"), out.stdout
-    assert "openvino int8: not available" in out.stdout and "onnxruntime int8: gate" in out.stdout
+    assert "openvino int8: not available" in out.stdout and "onnxruntime int8 (all): gate" in out.stdout
+
+
+def test_auto_backend_with_an_explicit_precision_takes_a_backend_that_has_it():
+    assert backends.resolve("auto", "cpu", "fp32") == "onnxruntime"  # the exact path
+    assert backends.resolve("auto", "cpu", "int8") == "onnxruntime"
+    assert backends.resolve("auto", "cpu", "bf16") == ("openvino" if HAS_OPENVINO else "torch")
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
+def test_int8_that_misses_the_gate_falls_back_to_float_first_and_last_layers(small_gate, monkeypatch):
+    """When every-conv-int8 fails the gate, the choice keeps the first and last conv in float
+    rather than dropping int8 (the failing verdict is planted in the cache; the fallback runs)."""
+    layers, convention, cache = small_gate
+    monkeypatch.setenv(cpu_isa.FLAGS_ENV, AVX512_BF16)
+    isa = cpu_isa.detect()
+    failing = accuracy_gate.GateReport([accuracy_gate.SizeResult(64, 48, 18.3, 17.0, 31.0, 12.0)])
+    assert not failing.passed
+    path = cpu_auto._verdict_path(quantize.model_key(layers, convention), "openvino", "int8", isa, "all")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(failing.to_dict()))
+    choice = cpu_auto.choose(layers, convention, backend="openvino")
+    assert (choice.backend, choice.precision, choice.options) == ("openvino", "int8", {"recipe": "first-last"})
+    assert choice.considered["openvino int8 (all)"].startswith("gate fails")
+    assert choice.considered["openvino int8 (first-last)"].startswith("gate passes")

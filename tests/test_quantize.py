@@ -109,3 +109,6 @@ def test_int8_model_is_cached_per_model_and_built_once(packaged, tmp_path, monke
     other = InputConvention(convention.mean, convention.fill, 128)
     assert quantize.model_key(layers, other) != quantize.model_key(layers, convention)
     assert quantize.openvino_int8(layers, convention, samples=calib[:2]) != first  # other calibration, other entry
+    assert quantize.openvino_int8(layers, convention, samples=calib, recipe="all") != first  # other recipe, other entry
+    with pytest.raises(ValueError, match="recipe"):
+        quantize.openvino_int8(layers, convention, samples=calib, recipe="most")

@@ -9,7 +9,8 @@ than fp32. int8 is a candidate everywhere (AVX2 uses NNCF's 7-bit overflow fix),
 decides whether it is good enough.
 
 The first reduced-precision candidate whose gate verdict passes wins; the fp32 variants
-always qualify (they are the reference). A verdict is measured once per (model, variant,
+always qualify (they are the reference). An int8 candidate is tried with every conv in int8
+first, then with the first and last conv in float (``quantize.RECIPES``) before moving on. A verdict is measured once per (model, variant,
 runtime version, CPU class) -- which for int8 includes building the quantized model -- with a
 progress bar, and cached next to the quantized models (``quantize.cache_dir()``).
 ``GLCIC_FAST_CPU_AUTO=fp32`` makes "auto" mean the exact fp32 path (what the test suite
@@ -28,7 +29,7 @@ from ..accuracy_gate import GateReport, evaluate, heldout_samples
 from ..atomic import atomic_write_data
 from ..cpu_isa import CpuIsa, detect
 from ..photo_samples import InputConvention
-from ..quantize import cache_dir, model_key, runtime_version
+from ..quantize import RECIPES, cache_dir, model_key, runtime_version
 from . import backend_class, unavailable_reason
 
 if TYPE_CHECKING:
@@ -52,11 +53,13 @@ class Choice:
     precision: str
     reason: str
     isa: str
-    # per candidate tried: "backend/precision" -> verdict line
+    # per candidate tried: "backend precision [recipe]" -> verdict line
     considered: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # backend options (the int8 recipe)
 
     def describe(self) -> str:
-        lines = [f"{self.backend} {self.precision} on a CPU with {self.isa}: {self.reason}"]
+        what = f"{self.backend} {self.precision}" + (f" ({self.options['recipe']})" if "recipe" in self.options else "")
+        lines = [f"{what} on a CPU with {self.isa}: {self.reason}"]
         lines += [f"  {k}: {v}" for k, v in self.considered.items()]
         return "\n".join(lines)
 
@@ -67,46 +70,55 @@ def candidates(isa: CpuIsa, backend: str = "auto") -> list[tuple[str, str]]:
     return [c for c in order if backend in ("auto", c[0])]
 
 
-def _verdict_path(key: str, backend: str, precision: str, isa: CpuIsa):
-    return cache_dir() / "gate" / f"{key}-{backend}-{precision}-{runtime_version(backend)}-{isa.tier}.json"
+def _verdict_path(key: str, backend: str, precision: str, isa: CpuIsa, recipe: Optional[str]):
+    variant = f"{precision}-{recipe}" if recipe else precision
+    return cache_dir() / "gate" / f"{key}-{backend}-{variant}-{runtime_version(backend)}-{isa.tier}.json"
+
+
+def _recipes(precision: str) -> tuple[Optional[str], ...]:
+    """int8: the quantization recipes, fastest first (the fallback keeps layers in float)."""
+    return RECIPES if precision == "int8" else (None,)
 
 
 def gate_verdict(
     layers: Sequence["FoldedLayer"], convention: InputConvention, backend: str, precision: str,
-    isa: Optional[CpuIsa] = None, reference: Any = None,
+    isa: Optional[CpuIsa] = None, reference: Any = None, recipe: Optional[str] = None,
 ) -> GateReport:
     """The gate's report for one variant on this CPU: from the cache, or measured now."""
     isa = isa or detect()
-    cached = cached_verdict(layers, convention, backend, precision, isa)
+    cached = cached_verdict(layers, convention, backend, precision, isa, recipe)
     if cached is not None:
         return cached
     from tqdm.auto import tqdm
 
-    print(f"glcic-fast: checking {backend} {precision} against fp32 on held-out photos (once per model and CPU)",
+    what = f"{backend} {precision}" + (f" ({recipe})" if recipe else "")
+    print(f"glcic-fast: checking {what} against fp32 on held-out photos (once per model and CPU)",
           file=sys.stderr)
-    variant = backend_class(backend)(layers, "cpu", precision, **_options(precision, convention))
+    variant = backend_class(backend)(layers, "cpu", precision, **_options(precision, convention, recipe))
     reference = reference or backend_class(EXACT[0])(layers, "cpu", EXACT[1])
     samples = heldout_samples(convention)
     total = sum(len(v) for v in samples.values())
-    with tqdm(total=total, desc=f"accuracy gate {backend} {precision}", unit="image", file=sys.stderr,
+    with tqdm(total=total, desc=f"accuracy gate {what}", unit="image", file=sys.stderr,
               leave=False, disable=None) as bar:
         report = evaluate(variant, reference, convention, samples, progress=bar.update)
-    atomic_write_data(_verdict_path(model_key(layers, convention), backend, precision, isa), json.dumps(report.to_dict(), indent=1))
+    path = _verdict_path(model_key(layers, convention), backend, precision, isa, recipe)
+    atomic_write_data(path, json.dumps(report.to_dict(), indent=1))
     return report
 
 
 def cached_verdict(
     layers: Sequence["FoldedLayer"], convention: InputConvention, backend: str, precision: str, isa: CpuIsa,
+    recipe: Optional[str] = None,
 ) -> Optional[GateReport]:
-    path = _verdict_path(model_key(layers, convention), backend, precision, isa)
+    path = _verdict_path(model_key(layers, convention), backend, precision, isa, recipe)
     try:
         return GateReport.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):  # absent or unreadable: to be measured
         return None
 
 
-def _options(precision: str, convention: InputConvention) -> dict:
-    return {"convention": convention} if precision == "int8" else {}
+def _options(precision: str, convention: InputConvention, recipe: Optional[str]) -> dict:
+    return {"convention": convention, "recipe": recipe} if precision == "int8" else {}
 
 
 def choose(
@@ -122,30 +134,31 @@ def choose(
     considered: dict[str, str] = {}
     reference = None
     for name, precision in candidates(isa, backend):
-        label = f"{name} {precision}"
         reason = unavailable_reason(name, "cpu")
         if reason:
-            considered[label] = f"not available ({reason})"
+            considered[f"{name} {precision}"] = f"not available ({reason})"
             continue
         if precision == "fp32":
             why = "the fastest exact variant here" if not considered else "no faster variant passed the gate or is installed"
             return Choice(name, precision, why, isa.summary(), considered)
-        try:
-            if not measure:
-                report = cached_verdict(layers, convention, name, precision, isa)
-                if report is None:
-                    return None
-            else:
-                if reference is None:
-                    reference = backend_class(EXACT[0])(layers, "cpu", EXACT[1])
-                report = gate_verdict(layers, convention, name, precision, isa, reference)
-        except Exception as e:  # a variant that cannot be built here is skipped, with its reason
-            considered[label] = f"could not be built ({type(e).__name__}: {e})"
-            continue
-        considered[label] = "gate " + report.summary()
-        if report.passed:
-            return Choice(name, precision, "the fastest variant on this CPU class that passes the accuracy gate",
-                          isa.summary(), considered)
+        for recipe in _recipes(precision):
+            label = f"{name} {precision}" + (f" ({recipe})" if recipe else "")
+            try:
+                if not measure:
+                    report = cached_verdict(layers, convention, name, precision, isa, recipe)
+                    if report is None:
+                        return None
+                else:
+                    if reference is None:
+                        reference = backend_class(EXACT[0])(layers, "cpu", EXACT[1])
+                    report = gate_verdict(layers, convention, name, precision, isa, reference, recipe)
+            except Exception as e:  # a variant that cannot be built here is skipped, with its reason
+                considered[label] = f"could not be built ({type(e).__name__}: {e})"
+                break
+            considered[label] = "gate " + report.summary()
+            if report.passed:
+                return Choice(name, precision, "the fastest variant on this CPU class that passes the accuracy gate",
+                              isa.summary(), considered, {"recipe": recipe} if recipe else {})
     raise RuntimeError(f"no CPU variant can run here: {considered}")
 
 

@@ -3,7 +3,7 @@
 On a CPU it beats PyTorch eager (ORT fuses Conv+Relu and runs its blocked NCHWc kernels), so
 it is the exact (fp32) CPU path. With onnxruntime-gpu it also runs on CUDA. ``precision="int8"``
 (CPU) runs the statically quantized QDQ graph of ``glcic_fast.quantize`` (calibrated on real
-photos, first and last conv in float, cached on disk).
+photos, cached on disk; ``recipe`` says which convs stay in float).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ class OnnxRuntimeBackend(Backend):
         convention: Optional[InputConvention] = None,
         calibration: Optional[Sequence[Sample]] = None,
         cache: bool = True,
+        recipe: Optional[str] = None,
     ):
-        """``convention``, ``calibration``, ``cache``: for int8, as in the openvino backend."""
+        """``convention``, ``calibration``, ``cache``, ``recipe``: for int8, as in the openvino backend."""
         super().__init__(layers, device, precision)
         import onnxruntime as ort
 
@@ -48,9 +49,12 @@ class OnnxRuntimeBackend(Backend):
         if device == "cuda" and precision == "int8":
             raise ValueError("int8 on onnxruntime is a CPU path; on a GPU use fp16")
         if precision == "int8":
-            from ..quantize import onnxruntime_int8
+            from ..quantize import DEFAULT_RECIPE, onnxruntime_int8
 
-            model_bytes = onnxruntime_int8(layers, convention or InputConvention(), samples=calibration, cache=cache).read_bytes()
+            recipe = recipe or DEFAULT_RECIPE
+
+            path = onnxruntime_int8(layers, convention or InputConvention(), samples=calibration, cache=cache, recipe=recipe)
+            model_bytes = path.read_bytes()
         else:
             # On the CPU the transposed convs go in as sub-pixel convs (see onnx_graph).
             model_bytes = build_onnx_model(layers, precision, subpixel_transposed=device == "cpu").SerializeToString()

@@ -5,8 +5,8 @@
   "fp32" silently inexact;
 * bf16: ``INFERENCE_PRECISION_HINT=bf16``: weights and activations rounded to bf16, fp32
   accumulation, native on AVX-512 BF16 / AMX (emulated, and slow, elsewhere);
-* int8: the NNCF-quantized model (``glcic_fast.quantize``: calibrated on real photos, first and
-  last conv kept in float, cached on disk); its float parts run in f32.
+* int8: the NNCF-quantized model (``glcic_fast.quantize``: calibrated on real photos, cached on
+  disk; ``recipe`` "all" or "first-last" says which convs stay in float); float parts run in f32.
 
 The model is compiled once with dynamic batch/height/width (measured: no slower than static
 shapes on the CPU plugin), in latency mode with one stream on all physical cores.
@@ -40,6 +40,7 @@ class OpenVINOBackend(Backend):
         convention: Optional[InputConvention] = None,
         calibration: Optional[Sequence[Sample]] = None,
         cache: bool = True,
+        recipe: Optional[str] = None,
     ):
         """``convention``: the model's input convention (mean, hole fill, trained size), which
         int8 calibration needs to turn photos into inputs; ``calibration``: samples to calibrate
@@ -49,9 +50,11 @@ class OpenVINOBackend(Backend):
 
         core = ov.Core()
         if precision == "int8":
-            from ..quantize import openvino_int8
+            from ..quantize import DEFAULT_RECIPE, openvino_int8
 
-            path = openvino_int8(layers, convention or InputConvention(), samples=calibration, cache=cache)
+            recipe = recipe or DEFAULT_RECIPE
+
+            path = openvino_int8(layers, convention or InputConvention(), samples=calibration, cache=cache, recipe=recipe)
             model = core.read_model(str(path))
             self.quantized_path: Optional[str] = str(path)
         else:

@@ -55,11 +55,12 @@ def build_backend(variant: Variant, layers, device: str, precision: str, sizes, 
 
             choice = cpu_auto.choose(layers, convention)
             assert choice is not None
-            name, precision = choice.backend, choice.precision
+            name, precision, options = choice.backend, choice.precision, dict(choice.options)
         else:
             name = backends.resolve("auto", device)
-            precision = backends.default_precision(name, device)
-        options = {"convention": convention} if precision == "int8" else {}
+            precision, options = backends.default_precision(name, device), {}
+        if precision == "int8":
+            options["convention"] = convention
         return load_folded(layers, name, device, precision, **options)
     reason = backends.unavailable_reason(variant.backend, device)
     if reason:

@@ -40,6 +40,7 @@ def run(args) -> int:
     from ..backends import cpu_auto, unavailable_reason
     from ..cpu_isa import detect
     from ..photo_samples import InputConvention
+    from ..quantize import RECIPES
     from ..resolve import resolve_model
 
     if args.model is not None and not Path(args.model).is_file():
@@ -54,8 +55,9 @@ def run(args) -> int:
             if precision == "fp32" or reason:
                 print(f"  {backend} {precision}: {'exact (the reference)' if not reason else 'not available: ' + reason}")
                 continue
-            report = cpu_auto.gate_verdict(layers, convention, backend, precision, isa)
-            print(f"  {backend} {precision}: gate {report.summary()}")
+            for recipe in RECIPES if precision == "int8" else (None,):
+                report = cpu_auto.gate_verdict(layers, convention, backend, precision, isa, recipe=recipe)
+                print(f"  {backend} {precision}{f' ({recipe})' if recipe else ''}: gate {report.summary()}")
     choice = cpu_auto.choose(layers, convention, args.backend, isa)
     assert choice is not None  # measure=True always decides
     print(f"precision='auto' picks: {choice.describe()}")
