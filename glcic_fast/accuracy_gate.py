@@ -15,7 +15,7 @@ paper's holes, at the model's trained size and at 256x256, the variant's complet
    "visually lossless" coding (JPEG at quality 90 sits near it);
 3. no single sample below ``MIN_WORST_PSNR_DB`` (30 dB, RMS 8 levels, ~3%): a mean can hide
    one broken image (a saturated activation, a blotch), the worst case cannot. Side by side
-   (bench/results/cpu-gate-*.png), the gated int8 variant's worst sample (~34 dB) cannot be
+   (bench/results/cpu-accuracy-*.png), the gated int8 variant's worst sample (~34 dB) cannot be
    told from fp32's; a broken quantization (calibrated on constant images) falls far below.
 
 bf16 on this repository's dev machine scores ~53-56 dB against fp32, the gated int8 variants

@@ -1,18 +1,18 @@
 """``precision="auto"`` on a CPU: the fastest variant that passes the accuracy gate here.
 
 Candidates, fastest first, depend on the CPU class (``cpu_isa``); the order comes from
-measurements (bench/results/cpu-*.md; 256x256 batch 1 on a 2-core AVX-512 BF16/VNNI EPYC:
-OpenVINO int8 ~9x torch eager fp32, onnxruntime int8 ~7x, OpenVINO bf16 ~5.5x, OpenVINO fp32
-~2x, onnxruntime fp32 ~1.7x; on AMX, bf16 runs on the tile units and overtakes onnxruntime's
-int8). bf16 is a candidate only where it is native (AVX-512 BF16, AMX): emulated it is slower
-than fp32. int8 is a candidate everywhere (AVX2 uses NNCF's 7-bit overflow fix), the gate
-decides whether it is good enough.
+measurements at 256x256 batch 1 against torch eager fp32 (bench/results/cpu-*-cpu-path-*.md,
+a shared 2-core AVX-512 BF16/VNNI EPYC: OpenVINO int8 5-8x, onnxruntime int8 4-5x, OpenVINO
+bf16 2.6-4.6x, OpenVINO fp32 1.2-2.2x, onnxruntime fp32 1.3-1.9x) and, for AMX, from the numbers
+in issue 16 (a Xeon with AMX: OpenVINO bf16 4.5x ahead of onnxruntime int8's 4.1x). bf16 is a
+candidate only where it is native (AVX-512 BF16, AMX): emulated it is slower than fp32. int8
+is a candidate everywhere (AVX2 uses 7-bit weights), the gate decides whether it is good enough.
 
 The first reduced-precision candidate whose gate verdict passes wins; the fp32 variants
 always qualify (they are the reference). An int8 candidate is tried with every conv in int8
-first, then with the first and last conv in float (``quantize.RECIPES``) before moving on. A verdict is measured once per (model, variant,
-runtime version, CPU class) -- which for int8 includes building the quantized model -- with a
-progress bar, and cached next to the quantized models (``quantize.cache_dir()``).
+first, then with the first and last conv in float (``quantize.RECIPES``) before moving on. A
+verdict is measured once per (model, variant, recipe, runtime version, CPU class) -- which
+for int8 includes building the quantized model -- with a progress bar, and cached next to the quantized models (``quantize.cache_dir()``).
 ``GLCIC_FAST_CPU_AUTO=fp32`` makes "auto" mean the exact fp32 path (what the test suite
 uses, so that other tests do not depend on the CPU they run on).
 """
