@@ -33,7 +33,8 @@ setup(
         "glcic_fast.kernels": "kernels",
         "glcic_fast.train": "train",
     },
-    package_data={"glcic_fast": ["data/*"], "glcic_fast.app": ["static/*"]},
+    package_data={"glcic_fast": ["data/*", "data/photos/*", "data/photos/calibration/*", "data/photos/heldout/*"],
+                  "glcic_fast.app": ["static/*"]},
     include_package_data=False,
     install_requires=[
         # A range, so an installed CPU build (2.13 on the dev machines / CI) satisfies it and
@@ -56,6 +57,8 @@ setup(
         "triton": ["triton>=3.1"],
         "tensorrt": ["tensorrt>=10.8", "cuda-python>=12.6"],
         "import": ["torchfile>=0.1"],
+        # The fast CPU path: OpenVINO (fp32/bf16/int8) and NNCF (its int8 quantization).
+        "openvino": ["openvino>=2024.4", "nncf>=2.14"],
         "bench": ["matplotlib>=3.6", "pytest-benchmark>=4"],
         # glcic-fast app: the web page's server (uploads are read as plain request bodies, so no
         # python-multipart: Starlette spools form uploads over 1 MB to disk)
@@ -70,6 +73,7 @@ setup(
         "triton-server": ["nvidia-pytriton==0.7.0", "numpy>=1.23,<2", "tritonclient[http,grpc]>=2.41"],
         "test": ["pytest>=7", "torchfile>=0.1", "triton>=3.1", "matplotlib>=3.6", "pytest-benchmark>=4", "mypy>=1.8",
                  "import-linter>=2.0", "fastapi>=0.100", "uvicorn>=0.23", "tritonclient[http,grpc]>=2.41",
+                 "openvino>=2024.4", "nncf>=2.14",
                  # drives the installed Chromium in tests/test_app_browser.py; downloads no browser
                  "playwright>=1.40"],
     },

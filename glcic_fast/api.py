@@ -26,6 +26,7 @@ from .authors import AuthorsOptions, complete_many, options_for_load
 from .errors import InputError
 from .layers import PLACES2_MEAN
 from .memory import bytes_per_pixel, free_bytes, is_out_of_memory, too_large
+from .photo_samples import InputConvention
 from .postprocess import poisson_blend
 from .preprocess import (
     RESIZE_MODES,
@@ -85,6 +86,7 @@ class Completer:
         self.crop_to_holes = crop_to_holes
         self.max_pixels = max_pixels
         self.authors = authors  # not None: the authors' script, step by step (authors.py)
+        self.choice = None  # on a CPU with precision="auto": what was picked and why
 
     def __repr__(self) -> str:
         return f"<Completer backend={self.backend.name} device={self.backend.device} precision={self.backend.precision}>"
@@ -282,9 +284,11 @@ def load(
 
     model: a checkpoint (.safetensors), a TensorRT engine (.plan, with backend "tensorrt" or
     "auto"), a ``CompletionNetwork``, or None for the packaged default model.
-    backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime on a
-    CPU), "torch", "onnxruntime", "triton", "tensorrt". precision: "auto" (fp16 on a GPU,
-    fp32 on a CPU), "fp32", "fp16", "bf16". ``authors_mode`` returns what the authors'
+    backend: "auto" (TensorRT for an engine; else triton or torch on a GPU, onnxruntime or
+    openvino on a CPU), "torch", "onnxruntime", "openvino", "triton", "tensorrt". precision:
+    "auto" (fp16 on a GPU; on a CPU the fastest of int8 / bf16 / fp32 that passes the accuracy
+    gate on this CPU, measured once and cached -- ``completer.choice`` says which and why),
+    "fp32" (exact), "fp16", "bf16", "int8". ``authors_mode`` returns what the authors'
     inpaint.lua writes, byte for byte, at its resolution (docs/authors-mode.md):
     ``authors_version`` "2020" (default: maxdim 600, no post-processing) or "2018" (maxdim 500,
     post-processing); ``authors_postprocess`` / ``authors_maxdim`` are the script's
@@ -312,13 +316,27 @@ def load(
             meta, resize, mask_threshold, postprocess, authors, **options,
         )
     layers, model_mean, fill, meta = resolve_model(model, mean)
-    name = backend_registry.resolve(backend, dev)
+    name = backend_registry.resolve(backend, dev, precision)
     if name == "tensorrt":
         raise ValueError("the tensorrt backend runs a built engine: glcic-fast build-engine, then load('engine.plan')")
-    prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
+    convention = InputConvention.from_metadata(model_mean, fill, meta)
+    choice = None
+    if precision == "auto" and dev == "cpu" and backend in ("auto", "openvino", "onnxruntime"):
+        # the fastest variant that passes the accuracy gate on this CPU (backends.cpu_auto)
+        from .backends import cpu_auto
+
+        choice = cpu_auto.choose(layers, convention, backend)
+        name, prec = choice.backend, choice.precision
+        backend_options = {**choice.options, **backend_options}
+    else:
+        prec = backend_registry.default_precision(name, dev) if precision == "auto" else precision
+    if prec == "int8":  # calibration turns photos into inputs the way this model expects them
+        backend_options.setdefault("convention", convention)
     cls = backend_registry.backend_class(name)
-    return Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize,
-                     mask_threshold, postprocess, authors, **options)
+    completer = Completer(cls(layers, device=dev, precision=prec, **backend_options), model_mean, fill, meta, resize,
+                          mask_threshold, postprocess, authors, **options)
+    completer.choice = choice
+    return completer
 
 
 def load_folded(layers: Sequence["FoldedLayer"], backend: str, device: str = "cpu", precision: str = "fp32", **options):

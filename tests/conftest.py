@@ -4,7 +4,10 @@ Without a GPU, Triton kernels run in the interpreter: set TRITON_INTERPRET befor
 imports triton, so the kernel tests and the triton backend in the parity test run on the CPU.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -23,6 +26,15 @@ if not HAS_CUDA:
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 DEVICES = ["cpu"] + (["cuda"] if HAS_CUDA else [])
+
+# On a CPU, precision="auto" picks the fastest variant that passes the accuracy gate on the CPU
+# at hand (int8 / bf16 / fp32): tests/test_cpu_auto.py tests that choice. Everywhere else "auto"
+# means the exact fp32 path, so no other test depends on the CPU it runs on.
+os.environ.setdefault("GLCIC_FAST_CPU_AUTO", "fp32")
+# Quantized models and gate verdicts of this run go to a folder of its own, not ~/.cache.
+if "GLCIC_FAST_CACHE" not in os.environ:
+    os.environ["GLCIC_FAST_CACHE"] = tempfile.mkdtemp(prefix="glcic-fast-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["GLCIC_FAST_CACHE"], True)
 
 
 @pytest.fixture(scope="session")

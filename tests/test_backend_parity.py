@@ -4,6 +4,11 @@ the PyTorch reference (the unfolded CompletionNetwork in eval mode, float32).
 Backends that cannot run here are skipped with the backend's own reason. On a CPU-only machine
 the triton backend runs in Triton's interpreter (conftest sets TRITON_INTERPRET=1), so it is
 checked at a small size; on CUDA every backend is checked at a larger one too.
+
+int8 (openvino, onnxruntime on the CPU) is calibrated here on random inputs drawn like the test's
+(the parity test checks the arithmetic; calibration on photos and the accuracy gate are
+tests/test_quantize.py's). Its stated tolerance, 1e-2 (2.5 of 255 levels), is what int8
+activations with per-channel int8 weights keep on this network (measured ~1e-3).
 """
 
 import numpy as np
@@ -14,12 +19,12 @@ from conftest import DEVICES, HAS_CUDA
 from glcic_fast import backends, fold_batchnorm
 from glcic_fast.api import load_folded
 
-TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 6e-2}
+TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 6e-2, "int8": 1e-2}
 CASES = [
     (name, device, precision)
     for name in backends.REGISTRY
     for device in DEVICES
-    for precision in ("fp32", "fp16", "bf16")
+    for precision in ("fp32", "fp16", "bf16", "int8")
 ]
 SHAPES = {"cpu": [(2, 4, 20, 28)], "cuda": [(2, 4, 20, 28), (3, 4, 64, 96), (1, 4, 256, 256)]}
 
@@ -32,7 +37,14 @@ def make_backend(name, layers, device, precision, tmp_path):
         engine = tmp_path / "parity.plan"
         build_engine(layers, engine, precision=precision, batch=(1, 2, 4), height=(16, 64, 256), width=(16, 96, 256))
         return TensorRTBackend.from_engine(engine, device=device)
-    return load_folded(layers, name, device=device, precision=precision)
+    options = {}
+    if precision == "int8":
+        from glcic_fast.photo_samples import Sample
+
+        gen = torch.Generator().manual_seed(1)
+        calibration = [Sample(None, None, torch.randn(1, *SHAPES["cpu"][0][1:], generator=gen).numpy()) for _ in range(8)]
+        options = {"calibration": calibration, "cache": False}
+    return load_folded(layers, name, device=device, precision=precision, **options)
 
 
 @pytest.mark.parametrize("name,device,precision", CASES, ids=["-".join(c) for c in CASES])

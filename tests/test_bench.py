@@ -48,6 +48,7 @@ def test_bench_json_has_one_row_per_case_with_statistics(bench_run):
     for key in ("cpu_model", "cpu_count", "torch", "onnxruntime", "date", "device"):
         assert key in machine, key
     assert machine["device"] == "cpu" and machine["torch"]
+    assert machine["cpu_isa"] and machine["cpu_gemm_peaks"]["fp32"] and machine["peak_tflops"]["fp32"] > 0
 
     rows = report["rows"]
     keys = [(r["backend"], r["size"], r["batch"], r["mode"]) for r in rows]
@@ -70,7 +71,8 @@ def test_bench_json_has_one_row_per_case_with_statistics(bench_run):
         assert r["flops"] == flops_1 * r["batch"]
         assert r["gflops"] == pytest.approx(r["flops"] / (r["mean_ms"] * 1e-3) / 1e9)
         assert r["images_per_s"] == pytest.approx(r["batch"] * 1e3 / r["mean_ms"])
-        assert r["pct_peak"] is None  # no known peak for this CPU
+        # % of the CPU's fp32 GEMM peak, measured at the start of the run (bench/cpu_peak.py)
+        assert r["pct_peak"] == pytest.approx(100 * r["gflops"] / (machine["peak_tflops"]["fp32"] * 1e3))
         assert r["speedup"] == pytest.approx(
             next(b["p50_ms"] for b in rows if b["backend"] == "torch-fp32" and
                  (b["size"], b["batch"], b["mode"]) == (r["size"], r["batch"], r["mode"])) / r["p50_ms"]

@@ -14,9 +14,13 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "triton": ("glcic_fast.backends.triton_backend", "TritonBackend"),
     "torch": ("glcic_fast.backends.torch_backend", "TorchBackend"),
     "onnxruntime": ("glcic_fast.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
+    "openvino": ("glcic_fast.backends.openvino_backend", "OpenVINOBackend"),
 }
 # "auto" from a checkpoint: TensorRT needs an engine built first, so it is never picked here.
-AUTO_ORDER = {"cuda": ("triton", "torch", "onnxruntime"), "cpu": ("onnxruntime", "torch")}
+# On a CPU with precision="auto", backends.cpu_auto picks backend and precision together; this
+# order serves an explicit precision (the first backend here that has it: onnxruntime for fp32
+# and int8, openvino for bf16).
+AUTO_ORDER = {"cuda": ("triton", "torch", "onnxruntime"), "cpu": ("onnxruntime", "openvino", "torch")}
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -53,13 +57,16 @@ def default_precision(backend: str, device: str) -> str:
     return "fp16" if device == "cuda" and backend in ("torch", "triton") else "fp32"
 
 
-def resolve(name: str, device: str) -> str:
-    """The concrete backend name for ``name`` ("auto" or a backend) on ``device``."""
+def resolve(name: str, device: str, precision: Optional[str] = None) -> str:
+    """The concrete backend name for ``name`` ("auto" or a backend) on ``device``; for "auto"
+    with a ``precision``, the first available backend that runs it."""
     if name != "auto":
         backend_class(name)  # unknown names fail here with the list of choices
         return name
     for candidate in AUTO_ORDER[device]:
-        if unavailable_reason(candidate, device) is None:
+        if unavailable_reason(candidate, device) is None and (
+            precision in (None, "auto") or precision in backend_class(candidate).precisions
+        ):
             return candidate
     reasons = "; ".join(f"{n}: {unavailable_reason(n, device)}" for n in AUTO_ORDER[device])
     raise BackendUnavailable(f"no backend can run on {device}: {reasons}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gc
 import os
+from typing import Optional
 
 from .. import backends
 from ..api import load_folded
-from .variants import Variant
+from ..photo_samples import InputConvention
+from .variants import AUTO, Variant
 
 
 def _build_tensorrt(layers, device: str, precision: str, sizes, batch_sizes, workdir: str, options: dict):
@@ -38,8 +40,28 @@ def _build_tensorrt(layers, device: str, precision: str, sizes, batch_sizes, wor
     return TensorRTBackend.from_engine(engine, device=device, max_shapes=max(8, shapes), **options)
 
 
-def build_backend(variant: Variant, layers, device: str, precision: str, sizes, batch_sizes, workdir: str):
-    """A ready backend, or raises BackendUnavailable / ValueError with the reason it cannot run."""
+def build_backend(variant: Variant, layers, device: str, precision: str, sizes, batch_sizes, workdir: str,
+                  convention: Optional[InputConvention] = None):
+    """A ready backend, or raises BackendUnavailable / ValueError with the reason it cannot run.
+
+    The "auto" variant is what ``load()`` picks with the defaults (on a CPU: ``cpu_auto.choose``,
+    which may quantize and run the accuracy gate first); int8 variants calibrate with the
+    model's input ``convention``.
+    """
+    convention = convention or InputConvention()
+    if variant.backend == AUTO:
+        if device == "cpu":
+            from ..backends import cpu_auto
+
+            choice = cpu_auto.choose(layers, convention)
+            assert choice is not None
+            name, precision, options = choice.backend, choice.precision, dict(choice.options)
+        else:
+            name = backends.resolve("auto", device)
+            precision, options = backends.default_precision(name, device), {}
+        if precision == "int8":
+            options["convention"] = convention
+        return load_folded(layers, name, device, precision, **options)
     reason = backends.unavailable_reason(variant.backend, device)
     if reason:
         raise backends.BackendUnavailable(reason)
@@ -48,7 +70,10 @@ def build_backend(variant: Variant, layers, device: str, precision: str, sizes, 
         raise backends.BackendUnavailable(f"supports precision {'/'.join(cls.precisions)} only, not {precision}")
     if variant.backend == "tensorrt":
         return _build_tensorrt(layers, device, precision, sizes, batch_sizes, workdir, dict(variant.options))
-    return load_folded(layers, variant.backend, device, precision, **dict(variant.options))
+    options = dict(variant.options)
+    if precision == "int8":
+        options.setdefault("convention", convention)
+    return load_folded(layers, variant.backend, device, precision, **options)
 
 
 def free_device_memory(device: str) -> None:

@@ -14,6 +14,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..cpu_isa import detect as detect_isa
+from .cpu_peak import cpu_gemm_peaks, peak_tflops
+
 # Dense peak TFLOP/s by GPU name (no sparsity). "fp32" is the non-tensor-core rate: PyTorch
 # lets cuDNN use TF32 tensor cores for fp32 convolutions by default (recorded in the header
 # as cudnn_allow_tf32), so fp32 rows can exceed 100% of it. First match wins.
@@ -71,8 +74,10 @@ def gpu_peak_tflops(gpu_name: Optional[str]) -> Optional[dict[str, float]]:
     return None
 
 
-def machine_info(device: str) -> dict[str, Any]:
-    """What the numbers were measured on: hardware, library versions, date, git commit."""
+def machine_info(device: str, measure_cpu_peak: bool = True) -> dict[str, Any]:
+    """What the numbers were measured on: hardware, library versions, date, git commit; on a CPU
+    its instruction-set class and measured GEMM peaks (``cpu_peak``, a few seconds, once per
+    process; ``measure_cpu_peak=False`` skips them)."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     info: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -88,6 +93,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "onnxruntime": _package_version("onnxruntime") or _package_version("onnxruntime-gpu"),
         "triton": _package_version("triton"),
         "tensorrt": _package_version("tensorrt") or _package_version("tensorrt-cu12"),
+        "openvino": _package_version("openvino"),
+        "nncf": _package_version("nncf"),
         "triton_interpret": os.environ.get("TRITON_INTERPRET"),
         "gpu_name": None,
         "peak_tflops": None,
@@ -109,6 +116,11 @@ def machine_info(device: str) -> dict[str, Any]:
             info["peak_tflops"] = gpu_peak_tflops(props.name)
     except ImportError:
         pass
+    isa = detect_isa()
+    info["cpu_isa"], info["cpu_class"] = isa.summary(), isa.tier
+    if device == "cpu" and measure_cpu_peak:
+        info["cpu_gemm_peaks"] = cpu_gemm_peaks()
+        info["peak_tflops"] = peak_tflops(info["cpu_gemm_peaks"]) or None
     info["device_name"] = info["gpu_name"] if device == "cuda" and info["gpu_name"] else info["cpu_model"]
     return info
 

@@ -75,9 +75,11 @@ def _machine_line(machine: dict) -> str:
     parts = [f"{machine.get('device_name')}"]
     if machine.get("device") == "cpu":
         parts.append(f"{machine.get('cpu_affinity') or machine.get('cpu_count')} cores available")
+        if machine.get("cpu_isa"):
+            parts.append(machine["cpu_isa"])
     if machine.get("gpu_memory_gib"):
         parts.append(f"{machine['gpu_memory_gib']} GiB")
-    versions = [f"{k} {machine[k]}" for k in ("torch", "onnxruntime", "triton", "tensorrt") if machine.get(k)]
+    versions = [f"{k} {machine[k]}" for k in ("torch", "onnxruntime", "openvino", "nncf", "triton", "tensorrt") if machine.get(k)]
     if machine.get("torch_cuda"):
         versions.append(f"CUDA {machine['torch_cuda']}")
     commit = (machine.get("git_commit") or "unknown")[:10] + ("+dirty" if machine.get("git_dirty") else "")
@@ -131,7 +133,16 @@ def format_markdown(report: dict) -> str:
         f"- FLOPs = 2 x {settings.get('macs_per_pixel'):,} MACs/pixel x H x W x batch; "
         f"speedup = p50 of `{settings.get('baseline')}` / p50 of the row (same size, batch, mode).",
     ]
-    if machine.get("peak_tflops"):
+    if machine.get("device") == "cpu" and machine.get("cpu_isa"):
+        lines.append(f"- CPU instruction set: {machine['cpu_isa']} (class `{machine.get('cpu_class')}`)")
+    if machine.get("cpu_gemm_peaks"):
+        peaks = "; ".join(
+            f"{kind} {max(rates.values()):.0f} {'GOP/s' if kind == 'int8' else 'GFLOP/s'} ("
+            + ", ".join(f"{lib} {rate:.0f}" for lib, rate in rates.items()) + ")"
+            for kind, rates in machine["cpu_gemm_peaks"].items()
+        )
+        lines.append(f"- % peak against the measured GEMM peak (2048^3 matmul, best library): {peaks}")
+    elif machine.get("peak_tflops"):
         peaks = ", ".join(f"{k} {v:g}" for k, v in machine["peak_tflops"].items())
         lines.append(f"- % peak against dense TFLOP/s: {peaks} (fp32 = non-tensor-core rate; "
                      f"cuDNN TF32 allowed: {machine.get('cudnn_allow_tf32')})")

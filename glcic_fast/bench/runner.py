@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..api import Completer, resolve_device
 from ..errors import BackendUnavailable
 from ..layers import PLACES2_MEAN, macs_per_pixel
+from ..photo_samples import InputConvention
 from ..resolve import resolve_model
 from .builders import build_backend, free_device_memory
 from .inputs import bench_inputs, network_batch, random_layers
@@ -114,11 +115,11 @@ def run_benchmark(
     if warmup < 0 or iters < 1 or max_iters < 1:
         raise ValueError("warmup must be >= 0, iters and max_iters >= 1")
     if model is None:
-        layers, mean, fill = random_layers(seed), PLACES2_MEAN, "subtract-mean"
+        layers, mean, fill, meta = random_layers(seed), PLACES2_MEAN, "subtract-mean", None
     else:
-        layers, mean, fill, _meta = resolve_model(model)
+        layers, mean, fill, meta = resolve_model(model)
     run = _Run(dev, variants, size_list, batch_list, modes, layers, mean, fill, seed,
-               warmup, iters, min_time, max_iters, time_budget, progress)
+               warmup, iters, min_time, max_iters, time_budget, progress, meta)
     with tempfile.TemporaryDirectory(prefix="glcic-bench-") as workdir:
         run.workdir = workdir
         if interleave:
@@ -150,13 +151,14 @@ class _Run:
     """State of one benchmark run: the grid, the inputs, the rows so far, the time budget."""
 
     def __init__(self, dev, variants, sizes, batches, modes, layers, mean, fill, seed,
-                 warmup, iters, min_time, max_iters, time_budget, progress):
+                 warmup, iters, min_time, max_iters, time_budget, progress, meta=None):
         self.dev, self.variants, self.sizes, self.batches = dev, variants, sizes, batches
         self.layers, self.mean, self.fill = layers, mean, fill
+        self.convention = InputConvention(tuple(mean), fill) if meta is None else InputConvention.from_metadata(mean, fill, meta)
         self.warmup, self.iters, self.min_time, self.max_iters = warmup, iters, min_time, max_iters
         self.time_budget = time_budget
         self.macs = macs_per_pixel()
-        self.peaks = machine_info(dev)["peak_tflops"] if dev == "cuda" else None
+        self.peaks = machine_info(dev)["peak_tflops"]
         self.cases = [_Case(s, b, m) for s in sizes for b in batches for m in modes]
         self.inputs = {(s, b): bench_inputs(b, s, seed) for s in sizes for b in batches}
         self.bar = tqdm(total=len(variants) * len(self.cases), unit="case", file=sys.stderr, dynamic_ncols=True,
@@ -194,7 +196,9 @@ class _Run:
         self.bar.set_description(variant.label)
         try:
             t0 = time.perf_counter()
-            backend = build_backend(variant, self.layers, self.dev, precision, self.sizes, self.batches, self.workdir)
+            backend = build_backend(variant, self.layers, self.dev, precision, self.sizes, self.batches, self.workdir,
+                                    self.convention)
+            precision = backend.precision  # "auto" resolves to what was picked
             setup_s = time.perf_counter() - t0
         except KeyboardInterrupt:
             self.interrupted = STOP_REQUESTED["reason"] or "interrupted (Ctrl-C) before this case"
@@ -212,6 +216,8 @@ class _Run:
             self._all_cases(variant, precision, "unavailable" if unavailable else "error",
                             str(e) if unavailable else _short_error(e))
             return None
+        if variant.backend == "auto":  # rows name what "auto" picked
+            variant = Variant(variant.label, backend.name, backend.precision, variant.options)
         return _Built(variant, precision, backend, Completer(backend, self.mean, self.fill), setup_s)
 
     def _row(self, built: _Built, case: _Case) -> dict[str, Any]:

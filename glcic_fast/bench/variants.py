@@ -12,8 +12,12 @@ from ..layers import SIZE_MULTIPLE
 
 # The variants run when --backends is not given, in this order. torch-compile goes last
 # because its first call (max-autotune compilation) is the slowest thing in the run.
-DEFAULT_VARIANTS = ("torch-fp32", "torch-fp16", "torch-bf16", "onnxruntime", "triton", "tensorrt", "torch-compile")
-PRECISIONS = ("fp32", "fp16", "bf16")
+# "auto" is what ``load()`` runs with the default backend and precision (on a CPU: the fastest
+# variant that passes the accuracy gate there, backends.cpu_auto).
+DEFAULT_VARIANTS = ("torch-fp32", "torch-fp16", "torch-bf16", "onnxruntime", "openvino-fp32", "openvino-bf16",
+                    "openvino-int8", "onnxruntime-int8", "auto", "triton", "tensorrt", "torch-compile")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+AUTO = "auto"
 # Modifiers a variant label may carry after the backend name: backend -> {token: (option, value)}.
 MODIFIERS: dict[str, dict[str, tuple[str, Any]]] = {
     "torch": {
@@ -56,7 +60,7 @@ class Variant:
     options: tuple[tuple[str, Any], ...] = ()
 
     def resolved_precision(self, device: str) -> str:
-        if self.precision is not None:
+        if self.precision is not None:  # "auto" for the auto variant: resolved when it is built
             return self.precision
         if self.backend == "tensorrt":
             return "fp16"
@@ -68,8 +72,10 @@ def parse_variant(label: str) -> Variant:
     # "small-batch" (the launch plan's own name) is one modifier, spelled with its hyphen.
     tokens = label.strip().lower().replace("small-batch", "smallbatch").split("-")
     backend, rest = tokens[0], tokens[1:]
+    if backend == AUTO and not rest:
+        return Variant(AUTO, AUTO, AUTO)
     if backend not in REGISTRY:
-        raise ValueError(f"unknown backend {label!r}: the name starts with one of {', '.join(REGISTRY)}")
+        raise ValueError(f"unknown backend {label!r}: the name starts with one of {', '.join(REGISTRY)} (or is 'auto')")
     precision, options = None, {}
     for token in rest:
         if token in PRECISIONS and precision is None:

@@ -25,6 +25,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "bench",
+    "quantize",
     "export_onnx",
     "build_engine",
     "export_triton_server",

@@ -46,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to run (default: cuda if present)")
     p.add_argument(
         "--backends", default="all",
-        help="comma-separated variants <backend>[-fp32|-fp16|-bf16][-modifier...] (torch: -compile, -nchw, "
-        "-nograph; triton: -nograph, -tf32; tensorrt: -nograph, -plugins), or 'all' "
+        help="comma-separated variants <backend>[-fp32|-fp16|-bf16|-int8][-modifier...] (torch: -compile, -nchw, "
+        "-nograph; triton: -nograph, -tf32; tensorrt: -nograph, -plugins); 'auto' (what load() picks: on a CPU "
+        "the fastest variant passing the accuracy gate); or 'all' "
         f"(default: {','.join(DEFAULT_VARIANTS)})",
     )
     p.add_argument("--sizes", default=None,

@@ -31,10 +31,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint (.safetensors) or TensorRT engine (.plan); default: the packaged model")
     p.add_argument(
         "--backend", default="auto",
-        help="auto (default: triton/torch on a GPU, onnxruntime on a CPU), torch, onnxruntime, triton, tensorrt",
+        help="auto (default: triton/torch on a GPU; on a CPU the runtime of the precision picked), torch, "
+        "onnxruntime, openvino, triton, tensorrt",
     )
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--precision", default="auto", help="auto (fp16 on a GPU, fp32 on a CPU), fp32, fp16 or bf16")
+    p.add_argument("--precision", default="auto",
+                   help="auto (fp16 on a GPU; on a CPU the fastest of int8/bf16/fp32 that passes the accuracy gate "
+                   "here, checked once and cached: see glcic-fast info), fp32 (exact), fp16, bf16 or int8")
 
 
 def write_image_atomic(path: Path, image) -> None:
