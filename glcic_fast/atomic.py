@@ -59,7 +59,7 @@ def remove_stale_temps(folder: Union[str, os.PathLike], name: str | None = None)
     Our own process's temporaries are removed too unless a write is using them now.
     Returns the paths removed.
     """
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     try:
         entries = list(os.scandir(folder))

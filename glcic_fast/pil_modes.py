@@ -88,17 +88,19 @@ def to_pil(pixels: np.ndarray, hole: np.ndarray, source: PilSource) -> Any:
     if mode == "RGB":
         return _same_kind(source, np.ascontiguousarray(pixels).tobytes())
     if mode == "P":
+        assert source.indices is not None and source.palette is not None and source.palette_index is not None
         indices = source.indices.copy()
         indices[hole] = _nearest_entries(pixels[hole], source.palette, source.palette_index)
         return _same_kind(source, indices.tobytes())
-    grey = None
-    if mode != "RGBA":
-        # outside the hole R = G = B = the caller's value: take it as is, never through a weighted sum
-        grey = pixels[..., 0].copy()
-        grey[hole] = _luma(pixels[hole], pixels.dtype)
+    if mode == "RGBA":
+        assert source.alpha is not None
+        return _same_kind(source, np.dstack([pixels, _fill_alpha(source.alpha, hole)]).tobytes())
+    # outside the hole R = G = B = the caller's value: take it as is, never through a weighted sum
+    grey = pixels[..., 0].copy()
+    grey[hole] = _luma(pixels[hole], pixels.dtype)
     if mode in ALPHA_MODES:
-        colour = pixels if mode == "RGBA" else grey
-        return _same_kind(source, np.dstack([colour, _fill_alpha(source.alpha, hole)]).tobytes())
+        assert source.alpha is not None
+        return _same_kind(source, np.dstack([grey, _fill_alpha(source.alpha, hole)]).tobytes())
     if mode == "1":
         bits = Image.fromarray(grey >= 128)
         bits.info = dict(source.image.info)

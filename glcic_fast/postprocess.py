@@ -83,6 +83,7 @@ def seamless_clone(source: np.ndarray, destination: np.ndarray, hole: np.ndarray
 
 def _pad(a: np.ndarray) -> np.ndarray:
     """Mirror ``_BORDER`` pixels on every side (repeat the edge where the image is thinner)."""
-    mode = "reflect" if min(a.shape[:2]) > _BORDER else "edge"
     widths = ((_BORDER, _BORDER), (_BORDER, _BORDER)) + ((0, 0),) * (a.ndim - 2)
-    return np.ascontiguousarray(np.pad(a, widths, mode=mode))
+    if min(a.shape[:2]) > _BORDER:
+        return np.ascontiguousarray(np.pad(a, widths, mode="reflect"))
+    return np.ascontiguousarray(np.pad(a, widths, mode="edge"))

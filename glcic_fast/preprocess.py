@@ -302,6 +302,7 @@ def to_callers_type(pixels: np.ndarray, record: ImageRecord, hole: Optional[np.n
 
         return Image.fromarray(pixels if pixels.dtype == np.uint8 else from_unit(to_unit(pixels), np.dtype(np.uint8)))
     if record.kind == "pil":
+        assert record.pil is not None and hole is not None
         return to_pil(pixels, hole, record.pil)
     if record.kind == "torch":
         import torch
