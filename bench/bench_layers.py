@@ -30,6 +30,9 @@ Cases run in priority order (the issue's targets first) and stop at ``--time-bud
 not started are recorded as skipped. SIGTERM (e.g. ``timeout``) also stops it, and what was
 measured is still written. Exit status: 0 when every case that ran succeeded, 1 if any failed
 or the run was interrupted, 2 when it cannot run here (no CUDA GPU, or TRITON_INTERPRET set).
+
+One file on purpose (~680 lines): the GPU suite runs it as a script on a bare machine, per
+layer and whole network, so its timing, cases and report travel together.
 """
 
 from __future__ import annotations

@@ -33,6 +33,9 @@ It also makes the demo figure (a photo, an object-sized hole, input | mask | res
 This module is a little over 400 lines: the metrics, the baselines with their paired
 comparison, one evaluation and its report belong together (the command line is
 ``cli/evaluate``).
+
+One module on purpose (~400 lines): the metrics, the baselines and the run that compares them
+are read together when judging a model; the holes and photos it uses live in ``train``.
 """
 
 from __future__ import annotations

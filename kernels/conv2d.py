@@ -21,6 +21,9 @@ Epilogue, fused: + bias (fp32), then ReLU or sigmoid, then an optional per-chann
 models have it), then a cast to the output tensor's dtype. Inputs and outputs are addressed
 through explicit strides, so the first layer reads the caller's NCHW float32 tensor and the
 last layer writes NCHW float32 directly, with the layout change and casts fused in.
+
+One module on purpose (~500 lines): the kernel, its weight packing and its launcher change
+together (the launcher's grid and the kernel's tiling are one decision), as in Triton's tutorials.
 """
 
 from __future__ import annotations

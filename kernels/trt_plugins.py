@@ -40,6 +40,9 @@ How the plugin is found at run time:
 - Triton Inference Server: a Python-built plan needs nothing; a plan built with the C++
   plugin needs ``--backend-config=tensorrt,plugins=/path/libglcic_trt_plugin.so`` (or
   ``LD_PRELOAD``). See docs/triton-server.md.
+
+One module on purpose (~400 lines): the plugin's definition, its AOT compile and the ONNX
+rewrite that places it must agree on one signature, so they stay side by side.
 """
 
 import os
