@@ -54,6 +54,7 @@ import triton
 import triton.language as tl
 
 from .conv2d import ACTIVATIONS, FLAT_K_MAX_CHANNELS, conv2d_nhwc_kernel
+from .shapes import Tile  # the launch parameters every plan speaks; a tactic is one Tile
 
 PLUGIN_NAMESPACE = "glcic"
 PLUGIN_NAME = "conv2d_nhwc"
@@ -72,19 +73,6 @@ TARGET_ENV = "GLCIC_TRT_PLUGIN_TARGET"
 # needs a CUDA 13 driver). 8.4 = CUDA 12.4 drivers; sm_90a needs at least 8.0.
 DEFAULT_PTX_VERSION = 84
 PTX_VERSION_ENV = "GLCIC_TRT_PLUGIN_PTX_VERSION"
-
-
-class Tile(NamedTuple):
-    block_m: int
-    block_n: int
-    block_k: int
-    num_warps: int
-    num_stages: int
-    group_m: int = 8
-
-    def shared_bytes(self, dtype: str) -> int:
-        """Shared memory of the software pipeline (A and B tiles per stage), an estimate."""
-        return (self.block_m * self.block_k + self.block_k * self.block_n) * ELEMENT_BYTES[dtype] * self.num_stages
 
 
 # Tactic i + 1 is PLUGIN_TILES[i] (TensorRT reserves tactic 0 for "default": the first tile).
@@ -229,7 +217,7 @@ def strip_scratch_params(ptx: str, entry: str, keep: int) -> str:
 def usable_tiles(dtype: str, max_shared: Optional[int] = None) -> List[int]:
     """Tactic numbers (1-based indices into ``PLUGIN_TILES``) whose pipeline fits shared memory."""
     limit = max_shared if max_shared is not None else int(os.environ.get("GLCIC_TRT_PLUGIN_MAX_SHARED", DEFAULT_MAX_SHARED_BYTES))
-    tactics = [i + 1 for i, t in enumerate(PLUGIN_TILES) if t.shared_bytes(dtype) <= limit]
+    tactics = [i + 1 for i, t in enumerate(PLUGIN_TILES) if t.shared_bytes(ELEMENT_BYTES[dtype]) <= limit]
     return tactics or [len(PLUGIN_TILES)]
 
 

@@ -390,7 +390,7 @@ def test_usable_tiles_respect_shared_memory():
 
     assert usable_tiles("fp16", 48 * 1024) == [1, 2, 3, 4]
     fp32 = usable_tiles("fp32", 48 * 1024)
-    assert all(PLUGIN_TILES[t - 1].shared_bytes("fp32") <= 48 * 1024 for t in fp32) and 1 not in fp32
+    assert all(PLUGIN_TILES[t - 1].shared_bytes(4) <= 48 * 1024 for t in fp32) and 1 not in fp32
 
 
 _COMPILE_SCRIPT = r"""
