@@ -29,12 +29,14 @@ from .memory import bytes_per_pixel, free_bytes, is_out_of_memory, too_large
 from .photo_samples import InputConvention
 from .postprocess import poisson_blend
 from .preprocess import (
-    RESIZE_MODES,
     check_input_fill,
     check_mean,
+    check_resize,
+    check_threshold,
     check_torch_storage,
     composite,
     from_unit,
+    is_torch_tensor,
     network_input,
     network_size,
     read_image,
@@ -74,14 +76,12 @@ class Completer:
         crop_to_holes: bool = True,
         max_pixels: Optional[int] = None,
     ):
-        if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
         self.backend = backend
         self.mean = check_mean(mean)
         self.input_fill = check_input_fill(input_fill)
         self.metadata = dict(metadata or {})
-        self.resize = resize
-        self.mask_threshold = mask_threshold
+        self.resize = check_resize(resize)
+        self.mask_threshold = check_threshold(mask_threshold)
         self.postprocess = postprocess
         self.crop_to_holes = crop_to_holes
         self.max_pixels = max_pixels
@@ -118,8 +118,8 @@ class Completer:
             images,
             masks,
             self.postprocess if postprocess is None else postprocess,
-            self.mask_threshold if mask_threshold is None else mask_threshold,
-            self.resize if resize is None else resize,
+            self.mask_threshold if mask_threshold is None else check_threshold(mask_threshold),
+            self.resize if resize is None else check_resize(resize),
         )
         return rebuild(outputs)
 
@@ -130,8 +130,6 @@ class Completer:
             raise InputError(f"got {len(images)} images but {len(masks)} masks")
         if not images:
             return []
-        if resize not in RESIZE_MODES:
-            raise InputError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
         names = ["image"] if len(images) == 1 else [f"image {i}" for i in range(len(images))]
         records, holes = [], []
         for name, img, m in zip(names, images, masks):
@@ -159,10 +157,10 @@ class Completer:
 
     def _one_pass(self, chunk, size, records, holes, results, postprocess, what, free) -> None:
         """One network pass over the windows ``chunk``, composited (and post-processed) into ``results``."""
-        x = np.stack([
-            network_input(to_unit(records[i].pixels[win.slices]), holes[i][win.slices], self.mean, self.input_fill, size)
-            for i, win in chunk
-        ])
+        x = np.empty((len(chunk), 4, *size), np.float32)  # each window written straight into its slot
+        for j, (i, win) in enumerate(chunk):
+            network_input(to_unit(records[i].pixels[win.slices]), holes[i][win.slices], self.mean, self.input_fill,
+                          size, out=x[j])
         out = self._network(x, what, free)
         for j, (i, win) in enumerate(chunk):
             known, hole = records[i].pixels[win.slices], holes[i][win.slices]
@@ -180,7 +178,7 @@ class Completer:
 
     def _pixel_limit(self) -> tuple[Optional[int], Optional[int]]:
         """(most input pixels per pass, free bytes it was estimated from); None where unknown."""
-        free = free_bytes(self.backend.device)
+        free = free_bytes(self.backend.device, self.backend.name)
         if self.max_pixels is not None:
             return int(self.max_pixels), free
         return (None, None) if free is None else (free // bytes_per_pixel(self.backend.precision), free)
@@ -219,14 +217,11 @@ def _postprocess(known: np.ndarray, completed: np.ndarray, hole: np.ndarray) -> 
 def _split_batch(image: Any, mask: Any):
     """(list of images, list of masks, function turning the list of results back)."""
     if isinstance(image, (list, tuple)):
-        masks = list(mask) if isinstance(mask, (list, tuple)) or _is_stacked(mask) else None
-        if masks is None:
-            raise InputError("a list of images needs a list of masks (one per image)")
-        return list(image), masks, lambda outs: outs
+        return list(image), _batch_masks(mask, len(image)), lambda outs: outs
     if isinstance(image, np.ndarray) and image.ndim == 4:
         # an empty batch comes back as an empty batch of the caller's shape and type
         return list(image), _batch_masks(mask, len(image)), lambda outs: np.stack(outs) if outs else image[:0].copy()
-    if _is_torch(image):
+    if is_torch_tensor(image):
         check_torch_storage(image, "image")
         if image.dim() == 4:
             import torch
@@ -237,22 +232,21 @@ def _split_batch(image: Any, mask: Any):
 
 
 def _batch_masks(mask: Any, n: int) -> list:
-    if _is_torch(mask):
+    if is_torch_tensor(mask):
         check_torch_storage(mask, "mask")
     if isinstance(mask, (list, tuple)) or _is_stacked(mask):
         return list(mask)
-    raise InputError(f"a batch of {n} images needs {n} masks: a list, an NxHxW array or an Nx1xHxW / NxHxW tensor")
-
-
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "dim")
+    raise InputError(f"a batch of {n} images needs {n} masks: a list of masks, an NxHxW array or an "
+                     "Nx1xHxW / NxHxW tensor")
 
 
 def _is_stacked(mask: Any) -> bool:
-    return (isinstance(mask, np.ndarray) and mask.ndim == 3) or (_is_torch(mask) and mask.dim() in (3, 4))
+    return (isinstance(mask, np.ndarray) and mask.ndim == 3) or (is_torch_tensor(mask) and mask.dim() in (3, 4))
 
 
 def resolve_device(device: str) -> str:
+    if not isinstance(device, str):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     if device == "auto":
         return backend_registry.default_device()
     if device.startswith("cuda"):
@@ -298,8 +292,9 @@ def load(
     """
     if mean is not None:
         mean = check_mean(mean)
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    check_resize(resize)
+    check_threshold(mask_threshold)
+    backend_registry.check_precision(precision)
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 16):
         raise ValueError(f"max_pixels must be a whole number of pixels (at least 16) or None, got {max_pixels!r}")
     options = {"crop_to_holes": crop_to_holes, "max_pixels": max_pixels}

@@ -39,12 +39,19 @@ import numpy as np
 
 from .errors import InputError
 from .layers import SIZE_MULTIPLE
-from .preprocess import ImageRecord, from_unit, read_image, to_callers_type
+from .postprocess import TELEA_RADIUS
+from .preprocess import (
+    AUTHORS_MASK_THRESHOLD,
+    ImageRecord,
+    from_unit,
+    is_pil_image,
+    is_torch_tensor,
+    read_image,
+    to_callers_type,
+    to_unit,
+)
 
 F32 = np.float32
-
-MASK_THRESHOLD = 0.2  # inpaint.lua: M:ge(0.2)
-TELEA_RADIUS = 1
 
 
 @dataclass(frozen=True)
@@ -104,11 +111,6 @@ def options_for_load(authors_mode: bool, version: Optional[str], authors_postpro
 
 
 # ---------------------------------------------------------------- torch/image, ported
-
-def load_scale(values: np.ndarray, max_value: int = 255) -> np.ndarray:
-    """``image.load``'s conversion: the file's integers times (float)(1/255) (1/65535 for 16 bit)."""
-    return values.astype(F32) * F32(1.0 / max_value)
-
 
 def rgb2y(rgb: np.ndarray) -> np.ndarray:
     """``image.rgb2y`` on float channels (..., 3): 0.299 r + 0.587 g + 0.114 b in double, stored as float."""
@@ -195,13 +197,10 @@ def script_sizes(height: int, width: int, maxdim: int) -> tuple[tuple[int, int],
 # ---------------------------------------------------------------- inputs as the script reads them
 
 def script_image(record: ImageRecord) -> np.ndarray:
-    """3xHxW float32 RGB as ``image.load`` gives it (uint8 through its 1/255 factor; floats as given)."""
-    pixels = record.pixels
-    if pixels.dtype == np.uint16:  # 16-bit images (taken by the API since issue 11), as image.load reads 16-bit files
-        rgb = load_scale(pixels, 65535)
-    else:
-        rgb = load_scale(pixels) if pixels.dtype == np.uint8 else pixels.astype(F32)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    """3xHxW float32 RGB as ``image.load`` gives it: k * (float)(1/255) for 8-bit files,
+    (float)(1/65535) for 16-bit ones, which is ``to_unit``'s arithmetic (float32 times the
+    float32 of the double 1/full scale); floats as given."""
+    return np.ascontiguousarray(to_unit(record.pixels).transpose(2, 0, 1))
 
 
 def script_mask(mask: Any, shape: tuple[int, int], what: str = "mask") -> np.ndarray:
@@ -212,9 +211,9 @@ def script_mask(mask: Any, shape: tuple[int, int], what: str = "mask") -> np.nda
     floats must lie in [0, 1]; bool and integer masks holding only 0 and 1 mean hole = 1 (a
     1-bit file). PIL images are read by mode the same way (palette images as their RGB).
     """
-    if type(mask).__module__.startswith("PIL."):
+    if is_pil_image(mask):
         mask = _pil_mask_array(mask, what)
-    elif type(mask).__module__.startswith("torch") and hasattr(mask, "detach"):
+    elif is_torch_tensor(mask):
         mask = mask.detach().cpu().numpy()
         if mask.ndim == 3 and mask.shape[0] in (1, 2, 3, 4) and mask.shape[2] not in (1, 2, 3, 4):
             mask = mask.transpose(1, 2, 0)  # channels first, as torch holds images
@@ -243,9 +242,10 @@ def _mask_values(mask: np.ndarray, what: str) -> np.ndarray:
             raise InputError(f"{what}: integer values must lie in [0, 65535], got [{lo}, {hi}]")
         if hi <= 1:
             return mask.astype(F32)  # a 0/1 mask: hole = 1
-        # uint8: an 8-bit file; uint16: a 16-bit one; wider integer types by their range
+        # uint8: an 8-bit file; uint16: a 16-bit one; wider integer types by their range (the
+        # values fit the file's type exactly, and image.load scales as to_unit does)
         sixteen_bit = mask.dtype == np.uint16 or (mask.dtype != np.uint8 and hi > 255)
-        return load_scale(mask, 65535 if sixteen_bit else 255)
+        return to_unit(mask.astype(np.uint16 if sixteen_bit else np.uint8, copy=False))
     if np.issubdtype(mask.dtype, np.floating):
         if not np.isfinite(mask).all() or float(mask.min()) < 0 or float(mask.max()) > 1:
             raise InputError(f"{what}: float values must be finite and lie in [0, 1]")
@@ -299,9 +299,9 @@ def prepare(image: Any, mask: Any, options: AuthorsOptions, what: str = "image")
     if (h1, w1) != (h, w):  # lines 67-71
         rgb, grey = scale_bilinear(rgb, h1, w1), scale_bilinear(grey, h1, w1)
     rgb, grey = scale_bilinear(rgb, hn, wn), scale_bilinear(grey, hn, wn)  # lines 74-75
-    hole = grey >= F32(MASK_THRESHOLD)  # ge(0.2): the float tensor against (float)0.2
+    hole = grey >= F32(AUTHORS_MASK_THRESHOLD)  # inpaint.lua's M:ge(0.2): the float tensor against (float)0.2
     if not hole.any():
-        raise InputError(f"{mask_what}: no pixel reaches {MASK_THRESHOLD} at the network's {hn}x{wn}, so there is no hole to complete")
+        raise InputError(f"{mask_what}: no pixel reaches {AUTHORS_MASK_THRESHOLD} at the network's {hn}x{wn}, so there is no hole to complete")
     if hole.all():
         raise InputError(f"{mask_what}: every pixel is a hole at the network's {hn}x{wn}, so there is no context to complete from")
     return ScriptInput(rgb, hole, record)

@@ -19,7 +19,7 @@ from .atomic import atomic_write
 from .errors import CheckpointError
 from .layers import PLACES2_MEAN
 from .model import LAYER_ORDERS, CompletionNetwork
-from .preprocess import INPUT_FILLS, check_input_fill, check_mean
+from .preprocess import check_input_fill, check_mean
 
 FORMAT = "glcic-fast-checkpoint"
 FORMAT_VERSION = 1
@@ -36,14 +36,13 @@ def save_checkpoint(
     """Write ``network`` (its weights and BatchNorm statistics) and metadata to ``path``.
 
     ``dtype=torch.float16`` halves the file (the shipped default model); loading always gives
-    float32 weights.
+    float32 weights. ``mean`` and ``input_fill`` pass the checks the loader applies, so a
+    file that is written can be loaded (``ValueError`` otherwise, nothing written).
     """
     from safetensors.torch import save
 
-    if len(mean) != 3:
-        raise ValueError(f"mean must have 3 values (RGB), got {list(mean)}")
-    if input_fill not in INPUT_FILLS:
-        raise ValueError(f"input_fill must be one of {INPUT_FILLS}, got {input_fill!r}")
+    mean = check_mean(mean)
+    input_fill = check_input_fill(input_fill)
     tensors = {}
     for name, t in network.state_dict().items():
         t = t.detach().cpu()

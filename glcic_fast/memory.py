@@ -7,8 +7,9 @@ photo took 8.0-8.5 GiB. ``BYTES_PER_PIXEL`` is that, rounded up; 16-bit precisio
 the activations.
 
 What is free is the smallest of what the system says is available and the limits set on
-this process (an address-space ``ulimit -v``, a cgroup's ``memory.max``); on a GPU, the
-device's free memory plus what PyTorch's cache holds unused. The estimate only decides
+this process (an address-space ``ulimit -v``, a cgroup's ``memory.max``); on a GPU, for the
+backends that allocate through PyTorch (torch, triton), the device's free memory plus what
+PyTorch's cache holds unused; for the others, unknown. The estimate only decides
 whether to refuse before starting; an allocator failure during the pass is turned into the
 same clear error (``is_out_of_memory``), never shown raw.
 """
@@ -23,6 +24,9 @@ from .errors import InputError
 from .preprocess import AUTHORS_MAX_SIDE
 
 BYTES_PER_PIXEL = {"fp32": 1024, "fp16": 512, "bf16": 512}
+# Backends whose GPU memory is PyTorch's (its caching allocator): the only ones whose free
+# memory PyTorch can tell.
+TORCH_ALLOCATED = ("torch", "triton")
 GIB = 2**30
 # what allocators say when they fail (torch CPU/CUDA, onnxruntime, numpy, the C++ runtime)
 _OOM_MARKERS = ("can't allocate memory", "out of memory", "failed to allocate", "bad_alloc", "bad allocation",
@@ -37,10 +41,13 @@ def bytes_per_pixel(precision: str) -> int:
     return BYTES_PER_PIXEL.get(precision, BYTES_PER_PIXEL["fp32"])
 
 
-def free_bytes(device: str) -> Optional[int]:
-    """Bytes a new allocation can still get on ``device`` (None where it cannot be told)."""
+def free_bytes(device: str, backend: str) -> Optional[int]:
+    """Bytes a new allocation by ``backend`` (its name) can still get on ``device`` (None where it cannot be told)."""
     if device == "cuda":
-        return _free_cuda()
+        # Another runtime (TensorRT, onnxruntime's CUDA provider) has its own allocator and
+        # pool, which PyTorch's numbers know nothing of, and asking would start a PyTorch CUDA
+        # context in a process that may not use torch at all: unknown, and the pass decides.
+        return _free_cuda(device) if backend in TORCH_ALLOCATED else None
     limits = [v for v in (_meminfo_available(), _cgroup_free(), _address_space_free()) if v is not None]
     return min(limits) if limits else None
 
@@ -117,11 +124,13 @@ def _address_space_free() -> Optional[int]:
     return None
 
 
-def _free_cuda() -> Optional[int]:
+def _free_cuda(device: str) -> Optional[int]:
+    """Free memory on the backend's torch device plus what PyTorch's cache holds unused there."""
     try:
         import torch
 
-        free, _ = torch.cuda.mem_get_info()
-        return int(free + torch.cuda.memory_reserved() - torch.cuda.memory_allocated())
+        dev = torch.device(device)  # "cuda": the current device, where the backend allocates
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev))
     except Exception:  # noqa: BLE001 - no torch, no CUDA context: no estimate, the pass decides
         return None

@@ -52,6 +52,28 @@ def check_input_fill(fill: Any, what: str = "input_fill") -> str:
     return fill
 
 
+def check_resize(resize: Any) -> str:
+    if not isinstance(resize, str) or resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    return resize
+
+
+def check_threshold(threshold: Any, what: str = "mask_threshold") -> Optional[float | np.integer | np.floating]:
+    """None (binary masks only) or a fraction in (0, 1] of full scale; ``ValueError`` otherwise.
+
+    Checked where it enters (``load``, ``Completer``, ``complete``'s override), for every mask
+    type: a bool mask never reads it, so a bad value would otherwise pass unnoticed there.
+    """
+    if threshold is None:
+        return None
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{what} must be a number in (0, 1] or None, got {threshold!r}")
+    if not 0.0 < threshold <= 1.0:  # NaN fails this too
+        raise ValueError(f"{what} must be in (0, 1] (a fraction of full scale, the authors use "
+                         f"{AUTHORS_MASK_THRESHOLD}), got {threshold!r}")
+    return threshold  # as given: read_mask compares the caller's own number
+
+
 @dataclass
 class ImageRecord:
     """One image in working form, and what is needed to hand it back as the caller gave it."""
@@ -61,11 +83,6 @@ class ImageRecord:
     dtype: Any = None  # numpy / torch dtype to return
     device: Any = None  # torch device to return to
     pil: Optional[PilSource] = None  # a PIL image's mode, alpha, palette
-
-    @property
-    def rgb01(self) -> np.ndarray:
-        """float32 HxWx3 in [0, 1]."""
-        return to_unit(self.pixels)
 
 
 def to_unit(pixels: np.ndarray) -> np.ndarray:
@@ -83,11 +100,12 @@ def from_unit(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return rgb.astype(dtype)
 
 
-def _is_torch_tensor(x: Any) -> bool:
+def is_torch_tensor(x: Any) -> bool:
+    """A torch tensor, told without importing torch (an engine-only deployment has none)."""
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
-def _is_pil_image(x: Any) -> bool:
+def is_pil_image(x: Any) -> bool:
     return type(x).__module__.startswith("PIL.") and hasattr(x, "convert")
 
 
@@ -113,12 +131,12 @@ def check_torch_storage(t: Any, what: str) -> None:
 
 def read_image(image: Any, what: str = "image") -> ImageRecord:
     """Normalise one image (numpy HxWx3, PIL, torch 3xHxW) to an ``ImageRecord``."""
-    if _is_pil_image(image):
+    if is_pil_image(image):
         pixels, source = read_pil(image, what)
         record = _check_pixels(pixels, "pil", None, None, what)
         record.pil = source
         return record
-    if _is_torch_tensor(image):
+    if is_torch_tensor(image):
         t = image.detach()
         check_torch_storage(t, what)
         if t.dim() != 3 or t.shape[0] != 3:
@@ -158,11 +176,12 @@ def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = No
 
     Without ``threshold`` the mask must be binary (two values: 0 and 1, 0 and 255, or
     False/True); a greyscale mask (JPEG-compressed, anti-aliased) needs ``threshold``,
-    a fraction of full scale (the authors use 0.2).
+    a fraction of full scale (the authors use 0.2), as ``check_threshold`` returns it (the
+    API checks it once, where it enters).
     """
-    if _is_pil_image(mask):
+    if is_pil_image(mask):
         mask = np.asarray(mask.convert("L"))
-    elif _is_torch_tensor(mask):
+    elif is_torch_tensor(mask):
         check_torch_storage(mask, what)
         mask = mask.detach().cpu().numpy()
     if not isinstance(mask, np.ndarray):
@@ -195,12 +214,11 @@ def read_mask(mask: Any, shape: tuple[int, int], threshold: Optional[float] = No
                 stray = np.unique(mask[stray_px])  # only to word the error
                 raise InputError(
                     f"{what}: not binary (holds {stray.size} values besides 0 and {full:g}, e.g. {stray[0]}); "
-                    f"pass a threshold (mask_threshold=0.2 / --mask-threshold 0.2 as the authors do) "
+                    f"pass a threshold (mask_threshold={AUTHORS_MASK_THRESHOLD} / --mask-threshold "
+                    f"{AUTHORS_MASK_THRESHOLD} as the authors do) "
                     "to use a greyscale mask"
                 )
         else:
-            if not 0.0 < threshold <= 1.0:
-                raise InputError(f"mask threshold must be in (0, 1], got {threshold}")
             hole = mask.astype(np.float32) >= threshold * full
     if not hole.any():
         raise InputError(f"{what}: has no hole pixels, so there is nothing to complete")
@@ -222,11 +240,8 @@ def authors_size(h: int, w: int, max_side: int = AUTHORS_MAX_SIDE) -> tuple[int,
 
 
 def network_size(h: int, w: int, resize: str) -> tuple[int, int]:
-    if resize == "pad":
-        return padded_size(h, w)
-    if resize == "authors":
-        return authors_size(h, w)
-    raise InputError(f"unknown resize mode {resize!r}; expected one of {RESIZE_MODES}")
+    """The network's input size for an h x w image; ``resize`` as ``check_resize`` accepted it."""
+    return padded_size(h, w) if resize == "pad" else authors_size(h, w)
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
@@ -240,14 +255,16 @@ def _resize(arr: np.ndarray, size: tuple[int, int], interpolation: str) -> np.nd
 
 
 def network_input(
-    rgb: np.ndarray, hole: np.ndarray, mean: Sequence[float], fill: str, size: tuple[int, int]
+    rgb: np.ndarray, hole: np.ndarray, mean: Sequence[float], fill: str, size: tuple[int, int],
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """(4, H', W') float32 network input for one image at network size ``size``.
 
     ``fill="subtract-mean"`` (the paper and the authors' models): RGB minus the mean pixel,
     hole pixels 0. ``fill="mean"`` (GLCIC-PyTorch models): RGB with hole pixels set to the
     mean pixel, no subtraction. Padding (resize="pad") reflects the image and marks the pad as
-    known, so the network sees plausible context and nothing to fill there.
+    known, so the network sees plausible context and nothing to fill there. ``out``: a
+    (4, H', W') float32 array to write into (one slot of a batch), else a new one.
     """
     h, w = hole.shape
     H, W = size
@@ -265,20 +282,18 @@ def network_input(
         blanked = (rgb - mean_px) * (1.0 - m)
     else:
         blanked = rgb * (1.0 - m) + mean_px * m
-    x = np.concatenate([blanked, m], axis=2)
-    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
-
-
-def network_output_to_image(out: np.ndarray, record: ImageRecord, hole: np.ndarray) -> np.ndarray:
-    """Network output (3, H', W') in [0, 1] -> HxWx3 in the record's pixel type, composited.
-
-    Pixels outside ``hole`` are copied from the input, so they are byte-identical to it.
-    """
-    return composite(out, record.pixels, hole)
+    if out is None:
+        out = np.empty((4, H, W), np.float32)
+    out[:3] = blanked.transpose(2, 0, 1)
+    out[3] = m[..., 0]
+    return out
 
 
 def composite(out: np.ndarray, known: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """``known`` (HxWx3) with its hole pixels taken from the network output (3, H', W')."""
+    """``known`` (HxWx3) with its hole pixels taken from the network output (3, H', W').
+
+    Pixels outside ``hole`` are copied from ``known``, so they are byte-identical to it.
+    """
     h, w = hole.shape
     rgb = out.transpose(1, 2, 0)
     if rgb.shape[:2] != (h, w):
@@ -286,7 +301,9 @@ def composite(out: np.ndarray, known: np.ndarray, hole: np.ndarray) -> np.ndarra
             rgb = rgb[:h, :w]  # crop the padding back off
         else:
             rgb = np.clip(_resize(np.ascontiguousarray(rgb), (h, w), "cubic"), 0.0, 1.0)
-    return np.where(hole[..., None], from_unit(rgb, known.dtype), known)
+    result = known.copy()
+    result[hole] = from_unit(rgb[hole], known.dtype)  # only the hole's pixels are converted
+    return result
 
 
 def to_callers_type(pixels: np.ndarray, record: ImageRecord, hole: Optional[np.ndarray] = None) -> Any:

@@ -132,7 +132,6 @@ def _round_up(v: int, m: int = SIZE_MULTIPLE) -> int:
     return -(-v // m) * m
 
 
-REACH_BEFORE, REACH_AFTER = receptive_reach()
 CONTEXT_BEFORE, CONTEXT_AFTER = window_context()
 
 
@@ -154,19 +153,31 @@ def hole_windows(
     before, after = context
     # Group holes on the grid of m x m cells (windows are made of whole cells anyway): cells
     # closer than two contexts apart end up in one group, which the merging below would do.
-    hb, wb = -(-h // m), -(-w // m)
-    cells = np.zeros((hb * m, wb * m), dtype=bool)
-    cells[:h, :w] = hole
-    cells = cells.reshape(hb, m, wb, m).any(axis=(1, 3))
     reach = -(-max(before, after) // m)
+    # The grid covers only the holes' cells and ``reach`` cells around them (where the image
+    # has them), everything the dilation below can touch, so a 12 MP photo's cells are not all
+    # built. It starts on an even cell: OpenCV labels components in the order it meets them
+    # scanning 2x2 blocks, so the groups come out in the same order as over the whole image.
+    rows = np.flatnonzero(hole.any(axis=1))
+    if rows.size == 0:
+        return []
+    cols = np.flatnonzero(hole[rows[0] : rows[-1] + 1].any(axis=0))
+    y0, x0 = (max(0, first // m - reach) // 2 * 2 for first in (rows[0], cols[0]))
+    y1, x1 = min(-(-h // m), rows[-1] // m + 1 + reach), min(-(-w // m), cols[-1] // m + 1 + reach)
+    cells = np.zeros(((y1 - y0) * m, (x1 - x0) * m), dtype=bool)
+    box = hole[y0 * m : y1 * m, x0 * m : x1 * m]  # short of whole cells at the image's edge
+    cells[: box.shape[0], : box.shape[1]] = box
+    cells = cells.reshape(y1 - y0, m, x1 - x0, m).any(axis=(1, 3))
     grown = cv2.dilate(cells.astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
     _, labels = cv2.connectedComponents(grown, connectivity=8)
     ys, xs = np.nonzero(cells)
     order = np.argsort(labels[ys, xs], kind="stable")
     ys, xs, group = ys[order], xs[order], labels[ys, xs][order]
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])  # each group's first cell
+    ys, xs = ys + y0, xs + x0  # cells of the whole image from here on
     boxes = zip(*(f.reduceat(v, starts) for f, v in ((np.minimum, ys), (np.maximum, ys), (np.minimum, xs), (np.maximum, xs))))
-    windows = [_window(y0 * m, (y1 + 1) * m, x0 * m, (x1 + 1) * m, h, w, before, after, min_size) for y0, y1, x0, x1 in boxes]
+    windows = [_window(top * m, (bottom + 1) * m, left * m, (right + 1) * m, h, w, before, after, min_size)
+               for top, bottom, left, right in boxes]
     windows = _merge_overlapping(windows)
     if sum(_padded_area(win) for win in windows) >= _padded_area(Window(0, h, 0, w)):
         return [Window(0, h, 0, w)]

@@ -181,3 +181,47 @@ def test_tensors_without_readable_values_are_refused_clearly(completer):
     for img, mask, message in cases:
         with pytest.raises(InputError, match=message):
             completer.complete(img, mask)
+
+
+# ---------------------------------------------------------------- arguments checked where they enter (review mend)
+
+
+@pytest.mark.parametrize("threshold,message", [(5, r"must be in \(0, 1\]"), (0, r"must be in \(0, 1\]"),
+                                               (float("nan"), r"must be in \(0, 1\]"), ("x", "must be a number"),
+                                               ("0.2", "must be a number"), (True, "must be a number")])
+def test_a_bad_mask_threshold_is_refused_at_load_init_and_complete(random_network, completer, threshold, message):
+    with pytest.raises(ValueError, match=f"mask_threshold {message}"):
+        glcic_fast.load(random_network, backend="torch", device="cpu", mask_threshold=threshold)
+    with pytest.raises(ValueError, match=f"mask_threshold {message}"):
+        glcic_fast.Completer(completer.backend, completer.mean, mask_threshold=threshold)
+    image, hole = photo(20, 20), box(20, 20, 5, 10, 5, 10)
+    for mask in (hole, hole.astype(np.uint8) * 255):  # a bool mask never reads the threshold
+        with pytest.raises(ValueError, match=f"mask_threshold {message}"):
+            completer.complete(image, mask, mask_threshold=threshold)
+    assert completer.complete(image, hole, mask_threshold=1).shape == image.shape  # an int in range is a threshold
+
+
+def test_an_unknown_precision_or_device_is_a_clear_error(random_network):
+    with pytest.raises(ValueError, match="precision must be 'auto' or one of fp32, fp16, bf16, int8, got 'fp8'"):
+        glcic_fast.load(random_network, precision="fp8")
+    for device in (None, 0):
+        with pytest.raises(ValueError, match=f"device must be 'auto', 'cpu' or 'cuda', got {device!r}"):
+            glcic_fast.load(random_network, device=device)
+    # "auto" names what each backend lacks, never "None" for one that runs but not at this precision
+    with pytest.raises(glcic_fast.backends.BackendUnavailable, match="no backend can run at precision fp8 on cpu") as e:
+        glcic_fast.backends.resolve("auto", "cpu", "fp8")
+    assert "None" not in str(e.value) and "onnxruntime: runs fp32/fp16/int8 only" in str(e.value)
+
+
+def test_gpu_memory_is_asked_of_torch_only_for_backends_that_allocate_through_it(monkeypatch):
+    from glcic_fast.memory import free_bytes
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: asked.append(device) or (6 << 30, 8 << 30))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2 << 30)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1 << 30)
+    assert free_bytes("cuda", "torch") == free_bytes("cuda", "triton") == 7 << 30
+    assert asked == [torch.device("cuda")] * 2  # the backend's device
+    for other in ("tensorrt", "onnxruntime"):
+        assert free_bytes("cuda", other) is None  # unknown: their allocators are not torch's
+    assert len(asked) == 2

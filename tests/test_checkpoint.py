@@ -138,3 +138,14 @@ def test_a_numpy_mean_argument_is_taken(random_network, tmp_path):
     save_checkpoint(random_network, path)
     completer = glcic_fast.load(path, backend="torch", device="cpu", mean=np.array([0.25, 0.5, 0.75]))
     assert completer.mean == (0.25, 0.5, 0.75)
+
+
+@pytest.mark.parametrize("mean,message", [([2.0, float("nan"), 0.5], "must lie in"), (5, "must be 3 numbers"),
+                                          ([0.5, 0.5], "must be 3 numbers"), ([0.5, "0.5", 0.5], "must be 3 numbers")])
+def test_save_refuses_a_mean_the_loader_would_refuse(random_network, tmp_path, mean, message):
+    path = tmp_path / "m.safetensors"
+    with pytest.raises(ValueError, match=f"mean {message}"):
+        save_checkpoint(random_network, path, mean=mean)
+    with pytest.raises(ValueError, match="input_fill must be one of"):
+        save_checkpoint(random_network, path, input_fill=["mean"])
+    assert list(tmp_path.iterdir()) == []  # nothing written

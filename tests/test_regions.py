@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import glcic_fast
 from glcic_fast.layers import COMPLETION_LAYERS, SIZE_MULTIPLE
 from glcic_fast.memory import ImageTooLargeError
-from glcic_fast.regions import CONTEXT_AFTER, CONTEXT_BEFORE, REACH_AFTER, REACH_BEFORE, hole_windows, input_interval
+from glcic_fast.regions import CONTEXT_AFTER, CONTEXT_BEFORE, hole_windows, input_interval, receptive_reach
 
 
 def thin_network(seed=0, channels=2):
@@ -40,6 +40,7 @@ def thin_network(seed=0, channels=2):
 
 
 def test_the_reach_from_the_layer_table_is_exact():
+    REACH_BEFORE, REACH_AFTER = receptive_reach()
     assert (REACH_BEFORE, REACH_AFTER) == (153, 150)
     assert (CONTEXT_BEFORE, CONTEXT_AFTER) == (152, 148)
     net = thin_network()
@@ -109,6 +110,30 @@ def test_far_holes_get_their_own_windows_and_near_ones_share():
     assert sum(win.area for win in hole_windows(hole)) < 0.02 * hole.size
     noise = np.random.default_rng(0).random((600, 800)) < 0.001
     assert [(win.height, win.width) for win in hole_windows(noise)] == [(600, 800)]
+
+
+def test_windows_do_not_depend_on_how_much_of_the_image_the_hole_scan_covers():
+    # hole_windows scans only the cells around the holes; a far hole in the first corner makes
+    # it scan from the image's origin, as over the whole image. The other holes' windows, and
+    # their order (equal areas keep the order OpenCV labels the groups in), must not change.
+    rng, checked = np.random.default_rng(5), 0
+    for trial in range(40):
+        h, w = int(rng.integers(200, 1200)), int(rng.integers(200, 1200))
+        hole = np.zeros((h, w), bool)
+        y0, x0 = int(rng.integers(h // 3, h - 100)), int(rng.integers(w // 3, w - 100))
+        for _ in range(int(rng.integers(2, 30))):  # small holes, many of one size
+            y, x = y0 + int(rng.integers(0, 100)), x0 + int(rng.integers(0, 100))
+            hole[y : y + 2, x : x + 2] = True
+        context = ((0, 0), (8, 8), (CONTEXT_BEFORE, CONTEXT_AFTER))[trial % 3]
+        near = hole_windows(hole, context=context)
+        far = hole.copy()
+        far[0, 0] = True
+        scanned_whole = hole_windows(far, context=context)
+        if any(win.top == 0 and win.left == 0 for win in near) or len(scanned_whole) == 1:
+            continue  # the corner is in a window already, or the windows make up the image
+        assert [win for win in scanned_whole if not (win.top == 0 and win.left == 0)] == near, trial
+        checked += 1
+    assert checked > 20
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from glcic_fast.errors import InputError
-from glcic_fast.preprocess import network_input, network_output_to_image, padded_size, read_image, read_mask
+from glcic_fast.preprocess import composite, network_input, padded_size, read_image, read_mask, to_unit
 from glcic_fast.engine_format import make_sidecar, validate_profile
 from glcic_fast.export.tensorrt import write_engine_files
 
@@ -195,13 +195,13 @@ def test_python_backend_math_equals_glcic_fast(tmp_path, engine, fill):
         for i in range(2):
             record = read_image(images[i])
             hole = read_mask(masks[i], (h, w))
-            want = network_input(record.rgb01, hole, mean, fill, size)
+            want = network_input(to_unit(record.pixels), hole, mean, fill, size)
             np.testing.assert_array_equal(got[i], want)
         outputs = rng.random((2, 3, *size), dtype=np.float32)
         done = model.postprocess(outputs, images, masks, None)
         for i in range(2):
             record = read_image(images[i])
-            want = network_output_to_image(outputs[i], record, read_mask(masks[i], (h, w)))
+            want = composite(outputs[i], record.pixels, read_mask(masks[i], (h, w)))
             np.testing.assert_array_equal(done[i], want)
             outside = ~read_mask(masks[i], (h, w))
             assert np.array_equal(done[i][outside], images[i][outside])  # untouched outside the hole
@@ -209,7 +209,8 @@ def test_python_backend_math_equals_glcic_fast(tmp_path, engine, fill):
     grey = rng.integers(0, 256, size=(1, 8, 8), dtype=np.uint8)
     grey[0, 0, 0], grey[0, -1, -1] = 255, 0
     img = rng.integers(0, 256, size=(1, 8, 8, 3), dtype=np.uint8)
-    want = network_input(read_image(img[0]).rgb01, read_mask(grey[0], (8, 8), threshold=0.2), mean, fill, (8, 8))
+    want = network_input(to_unit(read_image(img[0]).pixels), read_mask(grey[0], (8, 8), threshold=0.2), mean, fill,
+                         (8, 8))
     np.testing.assert_array_equal(model.preprocess(img, grey, mean, fill, 0.2)[0], want)
 
 

@@ -21,6 +21,16 @@ REGISTRY: dict[str, tuple[str, str]] = {
 # order serves an explicit precision (the first backend here that has it: onnxruntime for fp32
 # and int8, openvino for bf16).
 AUTO_ORDER = {"cuda": ("triton", "torch", "onnxruntime"), "cpu": ("onnxruntime", "openvino", "torch")}
+# Every precision some backend runs (each backend's ``precisions`` says which it has); "auto"
+# lets load() pick one.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+
+
+def check_precision(precision: object) -> str:
+    """``precision`` if it is "auto" or one of ``PRECISIONS``; ``ValueError`` listing them otherwise."""
+    if not isinstance(precision, str) or precision not in ("auto", *PRECISIONS):
+        raise ValueError(f"precision must be 'auto' or one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 def backend_class(name: str) -> type[Backend]:
@@ -63,16 +73,25 @@ def resolve(name: str, device: str, precision: Optional[str] = None) -> str:
     if name != "auto":
         backend_class(name)  # unknown names fail here with the list of choices
         return name
-    for candidate in AUTO_ORDER[device]:
-        if unavailable_reason(candidate, device) is None and (
-            precision in (None, "auto") or precision in backend_class(candidate).precisions
-        ):
+    reasons = []
+    for candidate in AUTO_ORDER[device]:  # in order, importing no backend past the one picked
+        reason = _why_not(candidate, device, precision)
+        if reason is None:
             return candidate
-    reasons = "; ".join(f"{n}: {unavailable_reason(n, device)}" for n in AUTO_ORDER[device])
-    raise BackendUnavailable(f"no backend can run on {device}: {reasons}")
+        reasons.append(f"{candidate}: {reason}")
+    wanted = "" if precision in (None, "auto") else f" at precision {precision}"
+    raise BackendUnavailable(f"no backend can run{wanted} on {device}: {'; '.join(reasons)}")
+
+
+def _why_not(name: str, device: str, precision: Optional[str]) -> Optional[str]:
+    """None if backend ``name`` runs ``precision`` on ``device`` here, else why not."""
+    reason = unavailable_reason(name, device)
+    if reason is None and precision not in (None, "auto") and precision not in backend_class(name).precisions:
+        return f"runs {'/'.join(backend_class(name).precisions)} only"
+    return reason
 
 
 __all__ = [
-    "Backend", "BackendUnavailable", "REGISTRY", "backend_class", "default_device", "default_precision", "resolve",
-    "unavailable_reason",
+    "PRECISIONS", "Backend", "BackendUnavailable", "REGISTRY", "backend_class", "check_precision", "default_device",
+    "default_precision", "resolve", "unavailable_reason",
 ]
