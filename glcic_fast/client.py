@@ -186,8 +186,9 @@ class Client:
             groups.setdefault(record.pixels.shape, []).append(i)
         results: list[Any] = [None] * len(records)
         for members in groups.values():
-            for start in range(0, len(members), self.max_batch if len(members) > 1 else 1):
-                chunk = members[start:start + self.max_batch]
+            step = self.max_batch if len(members) > 1 else 1  # one image: no model-config round trip
+            for start in range(0, len(members), step):
+                chunk = members[start:start + step]
                 out = self.complete_arrays(np.stack([records[i].pixels for i in chunk]),
                                            np.stack([mask_arrays[i] for i in chunk]))
                 for j, i in enumerate(chunk):

@@ -98,6 +98,12 @@ def _proc_cpuinfo() -> tuple[Optional[list[str]], str]:
     return flags, model
 
 
+def cpu_model() -> str:
+    """The CPU's name (``model name`` in /proc/cpuinfo, else what the platform says); the real
+    CPU's even when ``GLCIC_FAST_CPU_FLAGS`` overrides its flags."""
+    return _proc_cpuinfo()[1] or platform.processor() or platform.machine() or "unknown CPU"
+
+
 def _openvino_flags() -> Optional[list[str]]:
     try:
         import openvino as ov
@@ -121,4 +127,4 @@ def detect() -> CpuIsa:
     return isa_from_flags(flags, model)
 
 
-__all__ = ["CpuIsa", "FLAGS_ENV", "detect", "isa_from_flags"]
+__all__ = ["CpuIsa", "FLAGS_ENV", "cpu_model", "detect", "isa_from_flags"]

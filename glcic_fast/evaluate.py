@@ -48,12 +48,14 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+# psnr and the OpenCV fills are shared with the accuracy gate and training's validation.
+from .metrics import INPAINT_RADIUS, PSNR_CAP, opencv_inpaint, psnr  # noqa: F401
+
 # The seeded hole sets live with the training holes (a budgeted run validates on them too).
 from .train.holes import HOLE_SETS, default_hole_sizes, free_form_hole, make_holes, paper_hole  # noqa: F401
 
 BASELINES = ("mean", "telea", "navier-stokes", "fsr-fast")
 MODEL_METHODS = ("glcic", "glcic+post")
-INPAINT_RADIUS = 3
 METRICS = ("l1_hole", "psnr_hole", "ssim_hole", "l1_image", "psnr_image", "ssim_image")
 COMPARED = ("psnr_hole", "l1_hole", "ssim_hole")  # metrics of the network-vs-baseline comparisons
 LOWER_IS_BETTER = ("l1_hole", "l1_image")
@@ -73,19 +75,6 @@ def l1_error(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) ->
     if mask is None:
         return float(diff.mean())
     return float(diff[np.asarray(mask, bool)].mean())
-
-
-# PSNR of identical images is infinite; cap it so that an exactly recovered hole (a flat
-# white background, say) does not turn the mean over images into infinity.
-PSNR_CAP = 60.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None, peak: float = 255.0, cap: Optional[float] = PSNR_CAP) -> float:
-    """Peak signal-to-noise ratio in dB, at most ``cap`` (``cap=None``: ``inf`` for identical images)."""
-    sq = (_as_float(a) - _as_float(b)) ** 2
-    mse = float(sq.mean() if mask is None else sq[np.asarray(mask, bool)].mean())
-    value = float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
-    return value if cap is None else min(value, cap)
 
 
 def _gaussian_blur(x: np.ndarray) -> np.ndarray:
@@ -169,16 +158,13 @@ def fill_baseline(method: str, image: np.ndarray, hole: np.ndarray) -> np.ndarra
         out = image.copy()
         out[hole] = np.rint(image[~hole].reshape(-1, 3).mean(0)).astype(np.uint8)
         return out
+    if method != "fsr-fast":
+        return opencv_inpaint(image, hole, method)
     bgr = np.ascontiguousarray(image[..., ::-1])
-    if method == "fsr-fast":
-        known = np.where(hole, 0, 255).astype(np.uint8)  # xphoto's mask marks the *known* pixels
-        filled = np.zeros_like(bgr)
-        cv2.xphoto.inpaint(bgr, known, filled, cv2.xphoto.INPAINT_FSR_FAST)
-        filled = filled[..., ::-1]
-    else:
-        flag = {"telea": cv2.INPAINT_TELEA, "navier-stokes": cv2.INPAINT_NS}[method]
-        filled = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, INPAINT_RADIUS, flag)[..., ::-1]
-    return np.where(hole[..., None], filled, image)
+    known = np.where(hole, 0, 255).astype(np.uint8)  # xphoto's mask marks the *known* pixels
+    filled = np.zeros_like(bgr)
+    cv2.xphoto.inpaint(bgr, known, filled, cv2.xphoto.INPAINT_FSR_FAST)
+    return np.where(hole[..., None], filled[..., ::-1], image)
 
 
 def paired_comparison(ours: Sequence[float], theirs: Sequence[float], groups: int, metric: str, seed: int = 0) -> dict[str, Any]:

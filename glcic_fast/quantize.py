@@ -29,7 +29,8 @@ intermediate sums overflow with full 8-bit weights; NNCF's overflow fix and onnx
 unnecessary (more accurate).
 
 Quantized models are cached per (model, recipe, runtime version, overflow fix):
-``GLCIC_FAST_CACHE`` or ``~/.cache/glcic-fast``, written atomically, built once.
+``cache.cache_dir()`` (``GLCIC_FAST_CACHE``, else ``$XDG_CACHE_HOME/glcic-fast`` or
+``~/.cache/glcic-fast``), written atomically, built once.
 """
 
 from __future__ import annotations
@@ -38,13 +39,18 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from .cache import CACHE_ENV, cache_dir
 from .cpu_isa import CpuIsa, detect
 from .errors import BackendUnavailable
 from .onnx_graph import INPUT_NAME, build_onnx_model
@@ -53,17 +59,11 @@ from .photo_samples import CALIBRATION_PHOTOS, InputConvention, Sample, calibrat
 if TYPE_CHECKING:
     from .folding import FoldedLayer
 
-CACHE_ENV = "GLCIC_FAST_CACHE"
 RECIPE = "int8-r2"  # bump when the quantization settings change: old cache entries are then not reused
 RECIPES = ("all", "first-last")  # the automatic choice's order: fastest first
 DEFAULT_RECIPE = "first-last"
 DEFAULT_CROPS_PER_PHOTO = 3  # x 15 photos = 45 samples over three crop sizes
 CALIBRATION_CROPS_PER_PHOTO = DEFAULT_CROPS_PER_PHOTO  # tests lower it (and the cache key says so)
-
-
-def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return Path(root) if root else Path.home() / ".cache" / "glcic-fast"
 
 
 def model_key(layers: Sequence["FoldedLayer"], convention: InputConvention) -> str:
@@ -86,9 +86,10 @@ def float_layers(recipe: str, n_layers: int) -> tuple[int, ...]:
 
 
 def _conv_nodes(graph_nodes: Sequence[str], layer_numbers: Sequence[int]) -> list[str]:
-    """ONNX node names of the convs of the given layers (a sub-pixel layer has four)."""
+    """Node names of the convs of the given layers (a sub-pixel layer has four), in the ONNX graph
+    or in OpenVINO's, which names each conv "<onnx node>/WithoutBiases" (the bias add follows it)."""
     wanted = {f"conv{n}" for n in layer_numbers}
-    return [name for name in graph_nodes if name.split("_phase")[0] in wanted]
+    return [name for name in graph_nodes if name.split("/")[0].split("_phase")[0] in wanted]
 
 
 def calibration_samples(
@@ -115,61 +116,79 @@ def runtime_version(runtime: str) -> str:
     return onnxruntime.__version__
 
 
+@dataclass
+class _Int8Target:
+    """What both int8 builders decide before any work: where the model goes and how it is quantized."""
+
+    path: Path
+    seven_bit_weights: bool  # no VNNI/AMX: NNCF's overflow fix / onnxruntime's reduce_range
+    float_layers: tuple[int, ...]
+    built: bool  # a cached build is there already
+
+    def calibration(self, samples: Optional[Sequence[Sample]], convention: InputConvention, desc: str):
+        """The calibration samples and a progress bar over them."""
+        calib = list(samples) if samples is not None else calibration_samples(convention)
+        return calib, _progress(len(calib), desc)
+
+
+def _int8_target(runtime: str, suffixes: Sequence[str], layers: Sequence["FoldedLayer"], convention: InputConvention,
+                 isa: Optional[CpuIsa], samples: Optional[Sequence[Sample]], cache: bool, recipe: Optional[str]) -> _Int8Target:
+    """The ISA and recipe checks and the cache entry (``suffixes``: the files one model is made of)."""
+    isa = isa or detect()
+    recipe = recipe or DEFAULT_RECIPE
+    seven_bit = not isa.native_int8
+    keep = float_layers(recipe, len(layers))  # an unknown recipe fails here, before any work
+    tag = _variant_tag(runtime, convention, layers, seven_bit, samples, recipe)
+    path = (cache_dir() if cache else Path(_temporary_dir())) / "int8" / f"{tag}{suffixes[0]}"
+    built = cache and all(path.with_suffix(suffix).is_file() for suffix in suffixes)
+    return _Int8Target(path, seven_bit, keep, built)
+
+
 def openvino_int8(
     layers: Sequence["FoldedLayer"],
     convention: InputConvention,
     isa: Optional[CpuIsa] = None,
     samples: Optional[Sequence[Sample]] = None,
     cache: bool = True,
-    recipe: str = DEFAULT_RECIPE,
+    recipe: Optional[str] = None,
 ) -> Path:
     """An int8 OpenVINO IR (.xml, its .bin beside it) of the network, built once and cached.
 
     ``samples`` replaces the packaged calibration photos (a cache entry is then not shared:
-    its key includes a hash of the samples).
+    its key includes a hash of the samples); ``recipe`` defaults to ``DEFAULT_RECIPE``.
     """
-    isa = isa or detect()
-    overflow_fix = not isa.native_int8
-    float_layers(recipe, len(layers))  # an unknown recipe fails here, before any work
-    tag = _variant_tag("openvino", convention, layers, overflow_fix, samples, recipe)
-    path = (cache_dir() if cache else Path(_temporary_dir())) / "int8" / f"{tag}.xml"
-    if cache and path.is_file() and path.with_suffix(".bin").is_file():
-        return path
+    target = _int8_target("openvino", (".xml", ".bin"), layers, convention, isa, samples, cache, recipe)
+    if target.built:
+        return target.path
+    import openvino as ov
 
-    def build(dest: Path) -> None:
-        import openvino as ov
+    nncf = _import_nncf()
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-        nncf = _import_nncf()
-        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    calib, bar = target.calibration(samples, convention, "int8 calibration (OpenVINO/NNCF)")
+    ov_model = ov.Core().read_model(build_onnx_model(layers, "fp32", subpixel_transposed=True).SerializeToString())
+    names = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() == "Convolution"]
+    keep = _conv_nodes(names, target.float_layers)
+    nncf.set_log_level(30)
 
-        calib = list(samples) if samples is not None else calibration_samples(convention)
-        ov_model = ov.Core().read_model(build_onnx_model(layers, "fp32", subpixel_transposed=True).SerializeToString())
-        # OpenVINO names each conv "<onnx node>/WithoutBiases" (the bias add follows it).
-        names = [op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() == "Convolution"]
-        keep = [n for n in names if n.split("/")[0].split("_phase")[0] in {f"conv{i}" for i in float_layers(recipe, len(layers))}]
-        nncf.set_log_level(30)
-        bar = _progress(len(calib), "int8 calibration (OpenVINO/NNCF)")
+    def transform(sample: Sample) -> np.ndarray:
+        bar.update(1)
+        return sample.x
 
-        def transform(sample: Sample) -> np.ndarray:
-            bar.update(1)
-            return sample.x
-
-        try:
-            quantized = nncf.quantize(
-                ov_model, nncf.Dataset(calib, transform), subset_size=len(calib),
-                ignored_scope=nncf.IgnoredScope(names=keep) if keep else None,
-                advanced_parameters=AdvancedQuantizationParameters(
-                    overflow_fix=OverflowFix.ENABLE if overflow_fix else OverflowFix.DISABLE,
-                ),
-            )
-        finally:
-            bar.close()
-        quantized.set_rt_info(json.dumps({"recipe": RECIPE, "float_layers": list(float_layers(recipe, len(layers))),
-                                          "overflow_fix": overflow_fix}), "glcic_fast")
-        _save_openvino_atomically(ov, quantized, dest)
-
-    build(path)
-    return path
+    try:
+        quantized = nncf.quantize(
+            ov_model, nncf.Dataset(calib, transform), subset_size=len(calib),
+            ignored_scope=nncf.IgnoredScope(names=keep) if keep else None,
+            advanced_parameters=AdvancedQuantizationParameters(
+                overflow_fix=OverflowFix.ENABLE if target.seven_bit_weights else OverflowFix.DISABLE,
+            ),
+        )
+    finally:
+        bar.close()
+    quantized.set_rt_info(json.dumps({"recipe": RECIPE, "float_layers": list(target.float_layers),
+                                      "overflow_fix": target.seven_bit_weights}), "glcic_fast")
+    _save_openvino_atomically(ov, quantized, target.path)
+    return target.path
 
 
 def _import_nncf():
@@ -182,18 +201,13 @@ def _import_nncf():
 
 
 def _save_openvino_atomically(ov, model, dest: Path) -> None:
-    """IR = .xml + .bin: write both under temporary names, then rename .bin first and .xml last,
-    so a reader that finds the .xml also finds its complete .bin."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_xml = dest.with_name(f".{dest.stem}.{os.getpid()}.tmp.xml")
-    ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-    try:
-        os.replace(tmp_xml.with_suffix(".bin"), dest.with_suffix(".bin"))
-        os.replace(tmp_xml, dest)
-    finally:
-        for leftover in (tmp_xml, tmp_xml.with_suffix(".bin")):
-            if leftover.exists():
-                leftover.unlink()
+    """IR = .xml + .bin: saved in a temporary folder, then each put in place atomically, .bin
+    first and .xml last, so a reader that finds the .xml also finds its complete .bin."""
+    with tempfile.TemporaryDirectory(prefix="glcic-fast-int8-") as tmp:
+        saved = Path(tmp) / "model.xml"
+        ov.save_model(model, str(saved), compress_to_fp16=False)
+        for suffix in (".bin", ".xml"):
+            atomic_write_bytes(dest.with_suffix(suffix), partial(shutil.copyfile, saved.with_suffix(suffix)))
 
 
 def onnxruntime_int8(
@@ -202,25 +216,20 @@ def onnxruntime_int8(
     isa: Optional[CpuIsa] = None,
     samples: Optional[Sequence[Sample]] = None,
     cache: bool = True,
-    recipe: str = DEFAULT_RECIPE,
+    recipe: Optional[str] = None,
 ) -> Path:
     """A QDQ int8 ONNX file of the (sub-pixel) network, built once and cached.
 
     Without VNNI/AMX, weights are quantized to 7 bits (onnxruntime's ``reduce_range``), for the
     same AVX2 overflow reason as NNCF's overflow fix."""
-    isa = isa or detect()
-    reduce_range = not isa.native_int8
-    float_layers(recipe, len(layers))
-    tag = _variant_tag("onnxruntime", convention, layers, reduce_range, samples, recipe)
-    path = (cache_dir() if cache else Path(_temporary_dir())) / "int8" / f"{tag}.onnx"
-    if cache and path.is_file():
-        return path
+    target = _int8_target("onnxruntime", (".onnx",), layers, convention, isa, samples, cache, recipe)
+    if target.built:
+        return target.path
     from onnxruntime import quantization as oq
 
-    calib = list(samples) if samples is not None else calibration_samples(convention)
+    calib, bar = target.calibration(samples, convention, "int8 calibration (onnxruntime)")
     model = build_onnx_model(layers, "fp32", subpixel_transposed=True)
-    keep = _conv_nodes([n.name for n in model.graph.node], float_layers(recipe, len(layers)))
-    bar = _progress(len(calib), "int8 calibration (onnxruntime)")
+    keep = _conv_nodes([n.name for n in model.graph.node], target.float_layers)
 
     class Reader(oq.CalibrationDataReader):
         def __init__(self) -> None:
@@ -233,26 +242,26 @@ def onnxruntime_int8(
             bar.update(1)
             return {INPUT_NAME: sample.x}
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    src = path.with_name(f".{path.stem}.{os.getpid()}.float.onnx")
-    src.write_bytes(model.SerializeToString())
     quiet = _DropRecords("pre-processing")  # onnxruntime's advice to run its shape pre-pass
     logging.getLogger().addFilter(quiet)
     try:
-        def write(tmp: str) -> None:
-            oq.quantize_static(
-                str(src), tmp, Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
-                activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8, nodes_to_exclude=keep,
-                reduce_range=reduce_range,
-                calibrate_method=oq.CalibrationMethod.MinMax,
-            )
+        with tempfile.TemporaryDirectory(prefix="glcic-fast-int8-") as tmp:
+            src = Path(tmp) / "float.onnx"
+            src.write_bytes(model.SerializeToString())  # a scratch file, gone with the folder
 
-        atomic_write_bytes(path, write)
+            def write(dest: str) -> None:
+                oq.quantize_static(
+                    str(src), dest, Reader(), quant_format=oq.QuantFormat.QDQ, per_channel=True,
+                    activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8, nodes_to_exclude=keep,
+                    reduce_range=target.seven_bit_weights,
+                    calibrate_method=oq.CalibrationMethod.MinMax,
+                )
+
+            atomic_write_bytes(target.path, write)
     finally:
         logging.getLogger().removeFilter(quiet)
         bar.close()
-        src.unlink(missing_ok=True)
-    return path
+    return target.path
 
 
 class _DropRecords(logging.Filter):
@@ -283,8 +292,6 @@ _TMP: list = []
 
 def _temporary_dir() -> str:
     """A folder removed at exit, for uncached builds (tests, experiments)."""
-    import tempfile
-
     if not _TMP:
         _TMP.append(tempfile.TemporaryDirectory(prefix="glcic-fast-int8-"))
     return _TMP[0].name

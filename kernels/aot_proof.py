@@ -30,8 +30,9 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
+
+from ..atomic import atomic_write_data
 
 SHARED_LIMIT = {90: 227 * 1024, 80: 163 * 1024}
 POINTER = {"fp16": "*fp16", "bf16": "*bf16", "fp32": "*fp32", "tf32": "*fp32"}
@@ -268,11 +269,7 @@ def main(argv: Optional[list] = None) -> int:
     elapsed = time.monotonic() - started
     failures = [msg for r in results for msg in check(r)]
     if args.markdown:
-        path = Path(args.markdown)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(markdown(results, where, triton.__version__, elapsed), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_data(args.markdown, markdown(results, where, triton.__version__, elapsed))
     for msg in failures:
         print(f"aot_proof: FAILED: {msg}", file=sys.stderr)
     print(f"aot_proof: {sum(1 for r in results if not check(r))} of {len(results)} variants pass "

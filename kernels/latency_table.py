@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from ..atomic import atomic_write_data
 from .latency_model import H200, GpuModel, model_launch
 from .plan import PLANS, network_plan
 from .shapes import paper_layer_shapes
@@ -60,9 +61,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     text = markdown_table(args.batch, args.size, args.dtype)
     if args.output:
-        from pathlib import Path
-
-        Path(args.output).write_text(text, encoding="utf-8")
+        atomic_write_data(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -47,6 +47,16 @@ def test_detect_reads_this_cpu_and_the_override(monkeypatch):
     assert cpu_isa.detect().tier == "amx"
 
 
+def test_cpu_model_is_the_real_cpu_even_with_flags_overridden(monkeypatch):
+    from glcic_fast.bench.machine import machine_info
+
+    monkeypatch.delenv(cpu_isa.FLAGS_ENV, raising=False)
+    name = cpu_isa.cpu_model()
+    assert name and name == (cpu_isa.detect().model or name)
+    monkeypatch.setenv(cpu_isa.FLAGS_ENV, AVX2)
+    assert cpu_isa.cpu_model() == name == machine_info("cpu", measure_cpu_peak=False)["cpu_model"]
+
+
 def test_candidate_order_per_cpu():
     for flags in (AVX2, AVX512_BF16, AMX):
         order = cpu_auto.candidates(cpu_isa.isa_from_flags(flags.split()))
@@ -126,6 +136,15 @@ def test_without_openvino_auto_falls_back_to_onnxruntime(small_gate):
     first, *rest = out.stdout.splitlines()
     assert first in ("onnxruntime int8", "onnxruntime fp32"), out.stdout
     assert "openvino int8: not available" in out.stdout and "onnxruntime int8 (all): gate" in out.stdout
+
+
+def test_quantize_command_for_a_missing_runtime_says_how_to_install_it(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed: import fails
+    monkeypatch.delenv(cpu_auto.AUTO_ENV, raising=False)
+    assert main(["quantize", "--backend", "openvino"]) == 1
+    err = capsys.readouterr().err
+    assert "glcic-fast quantize: error: no CPU variant can run here" in err, err
+    assert "pip install 'glcic-fast[openvino]'" in err and "Traceback" not in err
 
 
 def test_auto_backend_with_an_explicit_precision_takes_a_backend_that_has_it():

@@ -98,6 +98,13 @@ def test_small_batch_plan_fills_the_gpu_at_batch_1():
         plans.network_plan(shapes, 2, "fastest")
 
 
+def test_latency_table_command_writes_the_table(tmp_path):
+    out = tmp_path / "tables" / "table.md"
+    assert latency_table.main(["--size", "128", "--batch", "2", "-o", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == latency_table.markdown_table(2, 128, "fp16")
+    assert [p.name for p in out.parent.iterdir()] == ["table.md"]  # written in place atomically
+
+
 def test_latency_model_table_is_committed_and_current():
     """The committed 256x256 batch-1 model table is what the model computes today, and shows
     both plans per layer (CTAs, waves, modelled time)."""

@@ -2,6 +2,11 @@
 model and the packaged photos. CI keeps calibration tiny: one 64-px crop per calibration photo,
 the gate on the held-out photos at 64 px only (the model's trained size)."""
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -112,3 +117,72 @@ def test_int8_model_is_cached_per_model_and_built_once(packaged, tmp_path, monke
     assert quantize.openvino_int8(layers, convention, samples=calib, recipe="all") != first  # other recipe, other entry
     with pytest.raises(ValueError, match="recipe"):
         quantize.openvino_int8(layers, convention, samples=calib, recipe="most")
+
+
+@pytest.mark.skipif(backends.unavailable_reason("openvino", "cpu") is not None, reason="openvino missing")
+def test_failed_openvino_save_leaves_nothing_in_the_cache(packaged, tmp_path, monkeypatch):
+    """A save that fails after writing (a full disk, say) leaves no partial IR files in the cache."""
+    import openvino
+
+    layers, convention = packaged
+    monkeypatch.setenv(quantize.CACHE_ENV, str(tmp_path))
+    real_save = openvino.save_model
+
+    def save_then_fail(model, path, *args, **kwargs):
+        real_save(model, path, *args, **kwargs)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(openvino, "save_model", save_then_fail)
+    with pytest.raises(OSError, match="no space"):
+        quantize.openvino_int8(layers, convention, samples=small_calibration(convention)[:2])
+    assert not (tmp_path / "int8").exists() or not list((tmp_path / "int8").iterdir())
+
+
+def test_onnxruntime_int8_killed_mid_build_leaves_only_atomic_temporaries(tmp_path):
+    """A process killed while quantizing (no cleanup runs) leaves no float model in the cache: only
+    an atomic write's temporary, which the next write of that entry removes."""
+    from glcic_fast.atomic import _TEMP
+
+    script = f"""
+import os
+from glcic_fast import quantize
+from glcic_fast.photo_samples import CALIBRATION_PHOTOS, InputConvention, photo_samples
+from glcic_fast.resolve import resolve_model
+layers, mean, fill, meta = resolve_model(None)
+convention = InputConvention.from_metadata(mean, fill, meta)
+sample = photo_samples(CALIBRATION_PHOTOS, [convention.trained_size], 1, convention)[0]
+class KilledInCalibration:  # its pixels are read once for the cache key, then by the calibration
+    reads = 0
+    @property
+    def x(self):
+        KilledInCalibration.reads += 1
+        if KilledInCalibration.reads > 1:
+            os._exit(3)  # as SIGKILL: no finally, no atexit
+        return sample.x
+quantize.onnxruntime_int8(layers, convention, samples=[sample, KilledInCalibration()])
+"""
+    env = {**os.environ, quantize.CACHE_ENV: str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr
+    left = [p.name for p in (tmp_path / "int8").iterdir()]
+    assert left and all(_TEMP.match(name) and re.search(r"\.onnx\.\d+-", name) for name in left), left
+
+
+def test_one_cache_folder_rule(tmp_path, monkeypatch):
+    """GLCIC_FAST_CACHE, then $XDG_CACHE_HOME/glcic-fast, then ~/.cache/glcic-fast, for quantized
+    models and TensorRT timing caches alike; the server environment ignores GLCIC_FAST_CACHE."""
+    from glcic_fast.export.tensorrt import default_timing_cache_path
+    from glcic_fast.serving import default_env_dir
+
+    monkeypatch.delenv(quantize.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert quantize.cache_dir() == tmp_path / "xdg" / "glcic-fast"
+    assert default_timing_cache_path("10.1", "9.0").parent == tmp_path / "xdg" / "glcic-fast"
+    monkeypatch.setenv(quantize.CACHE_ENV, str(tmp_path / "run"))
+    assert quantize.cache_dir() == tmp_path / "run"
+    assert default_timing_cache_path("10.1", "9.0").parent == tmp_path / "run"
+    assert default_env_dir().parent == tmp_path / "xdg" / "glcic-fast"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.delenv(quantize.CACHE_ENV)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert quantize.cache_dir() == tmp_path / "home" / ".cache" / "glcic-fast" == default_env_dir().parent

@@ -110,10 +110,12 @@ def test_served_bytes_equal_local_api(served, local):
             got = client.complete(image, mask)
             assert got.dtype == np.uint8 and got.shape == image.shape
             assert np.array_equal(got, want), f"{protocol} {image.shape}: served image differs from the local API's"
+        assert client._max_batch is None  # single images never ask the server for the model's config
         # A batch of same-size images (one request, split at max batch) and a list of mixed sizes.
         batch = [make_case(rng, 40, 56) for _ in range(MAX_BATCH + 2)]
         images, masks = np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch])
         assert np.array_equal(client.complete(images, masks), local.complete(images, masks))
+        assert client._max_batch == MAX_BATCH
         mixed = client.complete([c[0] for c in cases[:3]], [c[1] for c in cases[:3]])
         assert all(np.array_equal(g, w) for g, w in zip(mixed, expected[:3]))
     from PIL import Image  # PIL in, PIL out, as with the local API

@@ -124,3 +124,49 @@ def test_wheel_server_refuses_tensorrt_and_needs_onnxruntime(tmp_path):
     wheel.check_runtime("onnxruntime")  # fine now
     on_path = ServerEnvironment(tmp_path / "tritonserver", "on PATH")
     on_path.check_runtime("tensorrt")  # a full Triton brings its own backends
+
+
+def test_setup_env_never_deletes_a_folder_it_did_not_make(tmp_path):
+    """``serve --setup-env --server-env DIR`` on the user's own venv: refused, nothing removed."""
+    from glcic_fast.serving import create_server_env
+
+    own = tmp_path / "venv"
+    own.mkdir()
+    (own / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (own / "keep.txt").write_text("mine")
+    # A python that cannot run: had the folder been removed, creating the venv would fail next.
+    with pytest.raises(ServerSetupError, match="not a server environment glcic-fast made"):
+        create_server_env(own, python=str(tmp_path / "no-python"), log=lambda _: None)
+    assert (own / "keep.txt").read_text() == "mine" and (own / "pyvenv.cfg").exists()
+
+
+def test_setup_env_redoes_only_its_own_interrupted_setup(tmp_path):
+    from glcic_fast.serving import create_server_env
+    from glcic_fast.serving.environment import IN_PROGRESS
+
+    ours = tmp_path / "env"
+    ours.mkdir()
+    (ours / IN_PROGRESS).write_text("")
+    (ours / "half-installed").write_text("")
+    with pytest.raises(ServerSetupError, match="could not create the server environment"):
+        create_server_env(ours, python=str(tmp_path / "no-python"), log=lambda _: None)
+    assert not (ours / "half-installed").exists() and (ours / IN_PROGRESS).exists()  # redone next time
+
+
+def test_setup_env_reuses_a_server_env_made_by_hand(tmp_path):
+    """A venv with nvidia-pytriton and numpy<2 that the user made (no marker of ours) is used as it is."""
+    from glcic_fast.serving import create_server_env
+    from glcic_fast.serving.environment import MARKER
+
+    server_env = os.environ.get("GLCIC_TRITON_SERVER_ENV")
+    if not server_env:
+        pytest.skip("GLCIC_TRITON_SERVER_ENV names no server environment to stand in for a hand-made one")
+    by_hand = tmp_path / "by-hand"
+    (by_hand / "bin").mkdir(parents=True)
+    (by_hand / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    python = by_hand / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {Path(server_env).absolute() / "bin" / "python"} "$@"\n')
+    python.chmod(0o755)
+    server = create_server_env(by_hand, python=str(tmp_path / "no-python"), log=lambda _: None)
+    assert server.env_dir == by_hand and server.versions.get("nvidia-pytriton")
+    assert sorted(p.name for p in by_hand.iterdir()) == ["bin", "pyvenv.cfg"] and not (by_hand / MARKER).exists()

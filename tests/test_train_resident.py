@@ -135,6 +135,41 @@ def test_photo_filter_and_store_size():
     assert all(len(s) == 1 for s in splits.values()) and {s for v in splits.values() for s in v} == set(P.SPLITS)
 
 
+def test_photo_build_replaces_only_a_previous_pack(tmp_path, capsys):
+    """``build --out X`` clears X only when it is missing, empty or a previous pack (manifest.csv)."""
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "thesis.txt").write_text("keep")
+    with pytest.raises(SystemExit) as exit_info:  # refused before any download
+        P.main(["build", "--out", str(own)])
+    assert exit_info.value.code == 2 and "is not a photo pack" in capsys.readouterr().err
+    assert (own / "thesis.txt").read_text() == "keep"
+    pack = P.synthetic(tmp_path / "pack", per_split=1)
+    P.clear_previous_pack(pack)
+    assert not pack.exists()
+    (tmp_path / "empty").mkdir()
+    P.clear_previous_pack(tmp_path / "empty")  # an empty folder is fine (and kept)
+    P.clear_previous_pack(tmp_path / "missing")
+    assert (tmp_path / "empty").is_dir()
+
+
+def test_validation_scores_as_eval_does(tmp_path):
+    """The budgeted run's on-device hole PSNR is ``metrics.psnr`` (what eval reports), Telea's included."""
+    from glcic_fast.evaluate import fill_baseline
+    from glcic_fast.metrics import psnr
+    from glcic_fast.train.budget import ValidationSet
+
+    pack = P.synthetic(tmp_path / "pack", per_split=3, size=(48, 48))
+    val = ValidationSet(pack / "val", 32, 24, 8, 16, torch.device("cpu"))
+    images = (val.images * 255).round().permute(0, 2, 3, 1).numpy().astype(np.uint8)
+    holes = val.masks[:, 0].numpy().astype(bool)
+    telea = [fill_baseline("telea", i, h) for i, h in zip(images, holes)]
+    assert val.telea_psnr == pytest.approx(np.mean([psnr(t, i, h) for t, i, h in zip(telea, images, holes)]), abs=1e-3)
+    noisy = np.clip(images.astype(int) + np.random.default_rng(0).integers(-20, 21, images.shape), 0, 255)
+    on_device = val._psnr(torch.from_numpy(noisy).permute(0, 3, 1, 2).float()).numpy()
+    np.testing.assert_allclose(on_device, [psnr(n, i, h) for n, i, h in zip(noisy, images, holes)], atol=1e-3)
+
+
 def test_gpu_train_script_rehearsal(tmp_path):
     """Every step of the one-command GPU run, on the CPU with tiny sizes (what CI runs)."""
     out = tmp_path / "out"

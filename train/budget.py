@@ -35,6 +35,7 @@ from torch import nn
 
 from ..atomic import atomic_write, atomic_write_data
 from ..checkpoint import save_checkpoint
+from ..metrics import PSNR_CAP, opencv_inpaint
 from .resident import PhotoBank
 from .trainer import LOG_FILE, Trainer, TrainOptions, composite, network_input
 
@@ -47,23 +48,20 @@ RECAL_BATCHES = 16  # on a GPU; 2 on a CPU (rehearsals), where each batch costs 
 class ValidationSet:
     """Fixed validation crops and holes on the device, scored by hole PSNR as ``glcic-fast eval`` does.
 
-    (``evaluate`` sits above ``train`` in the layers, so the few lines of scoring are here.)
+    PSNR is ``metrics.psnr`` computed on the device (``_psnr``, in torch): validation runs inside
+    the timed budget on batches that are already on the GPU, and scoring them there spares a
+    device-to-host copy of every batch (tests/test_train_resident.py checks the two agree).
     """
-
-    PSNR_CAP = 60.0  # the same cap as evaluate.psnr
 
     def __init__(self, folder: str | Path, image_size: int, local_size: int, hole_min: int, hole_max: int,
                  device: torch.device, holes_per_image: int = 2, seed: int = 1):
-        import cv2
-
         from .data import load_square_crops
         from .holes import make_holes
 
         images, self.names = load_square_crops(folder, image_size)
         images = [img for img in images for _ in range(holes_per_image)]
         holes = make_holes("paper", len(images), image_size, local_size, hole_min, hole_max, seed)
-        telea = [np.where(h[..., None], cv2.inpaint(np.ascontiguousarray(i[..., ::-1]), h.astype(np.uint8) * 255, 3,
-                                                    cv2.INPAINT_TELEA)[..., ::-1], i) for i, h in zip(images, holes)]
+        telea = [opencv_inpaint(i, h, "telea") for i, h in zip(images, holes)]
         self.images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device).float() / 255.0
         self.masks = torch.from_numpy(np.stack(holes)).to(device).float()[:, None]
         self.telea_psnr = float(self._psnr(torch.from_numpy(np.stack(telea)).permute(0, 3, 1, 2).to(device).float()).mean())
@@ -76,7 +74,7 @@ class ValidationSet:
         images = torch.round(self.images[start : start + len(result_255)] * 255)
         masks = self.masks[start : start + len(result_255)]
         err = ((result_255 - images) ** 2 * masks).sum((1, 2, 3)) / (3 * masks.sum((1, 2, 3)))
-        return torch.clamp(10 * torch.log10(255.0**2 / err.clamp_min(1e-12)), max=self.PSNR_CAP)
+        return torch.clamp(10 * torch.log10(255.0**2 / err.clamp_min(1e-12)), max=PSNR_CAP)
 
     @torch.no_grad()
     def hole_psnr(self, network: nn.Module, mean: torch.Tensor, autocast, batch: int = 32) -> float:

@@ -270,6 +270,17 @@ def store_size(width: int, height: int) -> tuple[int, int, tuple[int, int, int, 
     return round(box_w * scale), round(box_h * scale), (x0, y0, x0 + box_w, y0 + box_h)
 
 
+def clear_previous_pack(out: Path) -> None:
+    """Empty ``out`` for a new pack: it may be missing, empty or a previous pack (it holds
+    manifest.csv); any other folder may be the user's own and is refused, never removed."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not (out / "manifest.csv").is_file():
+        raise FileExistsError(f"{out} exists and is not a photo pack (no manifest.csv); it is left alone: "
+                              "choose another --out or remove it yourself")
+    shutil.rmtree(out)
+
+
 def build(out: Path, cache: Optional[Path] = None, log=print) -> dict[str, int]:
     """Download, choose and store the photos; returns the count per split."""
     from PIL import Image
@@ -278,8 +289,7 @@ def build(out: Path, cache: Optional[Path] = None, log=print) -> dict[str, int]:
     if reserved:
         raise ValueError(f"reserved packages in SOURCES: {reserved}")
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)
+    clear_previous_pack(out)
     with tempfile.TemporaryDirectory() as tmp:
         downloads = Path(cache) if cache else Path(tmp) / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
@@ -381,7 +391,10 @@ def main(argv=None) -> int:
     s.add_argument("--size", type=int, nargs=2, default=(96, 80), metavar=("W", "H"))
     args = p.parse_args(argv)
     if args.command == "build":
-        build(Path(args.out), Path(args.cache) if args.cache else None)
+        try:
+            build(Path(args.out), Path(args.cache) if args.cache else None)
+        except FileExistsError as e:
+            p.error(str(e))
     else:
         synthetic(Path(args.out), args.per_split, tuple(args.size))
     return 0

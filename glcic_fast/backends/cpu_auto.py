@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from ..accuracy_gate import GateReport, evaluate, heldout_samples
 from ..atomic import atomic_write_data
 from ..cpu_isa import CpuIsa, detect
+from ..errors import BackendUnavailable
 from ..photo_samples import InputConvention
 from ..quantize import RECIPES, cache_dir, model_key, runtime_version
 from . import backend_class, unavailable_reason
@@ -159,7 +160,11 @@ def choose(
             if report.passed:
                 return Choice(name, precision, "the fastest variant on this CPU class that passes the accuracy gate",
                               isa.summary(), considered, {"recipe": recipe} if recipe else {})
-    raise RuntimeError(f"no CPU variant can run here: {considered}")
+    by_verdict: dict[str, list[str]] = {}  # "openvino int8, openvino fp32: not available (... pip install ...)"
+    for label, verdict in considered.items():
+        by_verdict.setdefault(verdict, []).append(label)
+    raise BackendUnavailable("no CPU variant can run here: "
+                             + "; ".join(f"{', '.join(labels)}: {verdict}" for verdict, labels in by_verdict.items()))
 
 
 __all__ = ["AUTO_ENV", "CANDIDATES", "Choice", "cached_verdict", "candidates", "choose", "gate_verdict"]

@@ -49,9 +49,7 @@ class OnnxRuntimeBackend(Backend):
         if device == "cuda" and precision == "int8":
             raise ValueError("int8 on onnxruntime is a CPU path; on a GPU use fp16")
         if precision == "int8":
-            from ..quantize import DEFAULT_RECIPE, onnxruntime_int8
-
-            recipe = recipe or DEFAULT_RECIPE
+            from ..quantize import onnxruntime_int8
 
             path = onnxruntime_int8(layers, convention or InputConvention(), samples=calibration, cache=cache, recipe=recipe)
             model_bytes = path.read_bytes()

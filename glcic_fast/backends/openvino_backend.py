@@ -50,9 +50,7 @@ class OpenVINOBackend(Backend):
 
         core = ov.Core()
         if precision == "int8":
-            from ..quantize import DEFAULT_RECIPE, openvino_int8
-
-            recipe = recipe or DEFAULT_RECIPE
+            from ..quantize import openvino_int8
 
             path = openvino_int8(layers, convention or InputConvention(), samples=calibration, cache=cache, recipe=recipe)
             model = core.read_model(str(path))

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..cpu_isa import detect as detect_isa
+from ..cpu_isa import cpu_model, detect as detect_isa
 from .cpu_peak import cpu_gemm_peaks, peak_tflops
 
 # Dense peak TFLOP/s by GPU name (no sparsity). "fp32" is the non-tensor-core rate: PyTorch
@@ -34,17 +34,6 @@ def _package_version(name: str) -> Optional[str]:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _git_commit() -> tuple[Optional[str], Optional[bool]]:
@@ -82,7 +71,7 @@ def machine_info(device: str, measure_cpu_peak: bool = True) -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "device": device,
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
         "platform": platform.platform(),

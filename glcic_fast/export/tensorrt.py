@@ -15,9 +15,9 @@ inside the ranges; TensorRT tunes its kernels for OPT. Both files are written at
 only after a build has succeeded: a failed build leaves no file behind.
 
 Timing cache: TensorRT times candidate kernels for every layer; the timings are kept in a
-persistent cache (default ``~/.cache/glcic-fast/``, one file per TensorRT version and GPU
-architecture) so rebuilding an engine, or building another precision or profile, takes a
-fraction of the first build's time.
+persistent cache (default ``glcic_fast.cache.cache_dir()``, usually ``~/.cache/glcic-fast/``,
+one file per TensorRT version and GPU architecture) so rebuilding an engine, or building
+another precision or profile, takes a fraction of the first build's time.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..atomic import atomic_write_data
+from ..cache import cache_dir
 from ..engine_format import INPUT_NAME, ShapeProfile, make_sidecar, sidecar_path, validate_profile
 from ..errors import BackendUnavailable, EngineBuildError
 from ..onnx_graph import build_onnx_model
@@ -45,17 +46,12 @@ DEFAULT_BATCH = (1, 1, 8)
 DEFAULT_HEIGHT = (64, 256, 1024)
 DEFAULT_WIDTH = (64, 256, 1024)
 DEFAULT_WORKSPACE_GB = 4.0
-DEFAULT_TIMING_CACHE = "default"  # sentinel: ~/.cache/glcic-fast/timing-....cache
-
-
-def default_timing_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "glcic-fast"
+DEFAULT_TIMING_CACHE = "default"  # sentinel: cache_dir()/timing-....cache
 
 
 def default_timing_cache_path(trt_version: str, compute_capability: str) -> Path:
     """One cache per TensorRT version and GPU architecture (TensorRT rejects others' caches)."""
-    return default_timing_cache_dir() / f"timing-trt{trt_version}-sm{compute_capability.replace('.', '')}.cache"
+    return cache_dir() / f"timing-trt{trt_version}-sm{compute_capability.replace('.', '')}.cache"
 
 
 def write_engine_files(engine_path: str | os.PathLike, engine_bytes: bytes, sidecar: dict[str, Any]) -> None:

@@ -37,9 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..atomic import atomic_write_data
+from ..cache import user_cache_dir
+
 PYTRITON_VERSION = "0.7.0"  # bundles Triton Inference Server 2.51
 SERVER_ENV_VAR = "GLCIC_TRITON_SERVER_ENV"
 MARKER = "glcic-fast-server-env.json"  # written last: an environment without it is incomplete
+IN_PROGRESS = "glcic-fast-server-env.partial"  # written first: the folder is ours to remove and redo
 
 _PROBE = r"""
 import importlib.metadata as md, importlib.util, json, sys, sysconfig
@@ -64,8 +68,8 @@ class ServerSetupError(RuntimeError):
 
 
 def default_env_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "glcic-fast" / f"triton-server-py{sys.version_info[0]}.{sys.version_info[1]}"
+    """In the user's cache whatever ``GLCIC_FAST_CACHE`` says (see ``glcic_fast.cache``)."""
+    return user_cache_dir() / f"triton-server-py{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @dataclass
@@ -209,18 +213,25 @@ def create_server_env(env_dir: str | os.PathLike, gpu: bool = False, python: str
                       log: Callable[[str], None] = print) -> ServerEnvironment:
     """Make a server environment in ``env_dir`` (a virtual environment; pip downloads ~250 MB).
 
-    An existing complete one (marker file present) is checked and reused; an incomplete one is
-    replaced. The marker is written last, so an interrupted setup is redone next time.
+    An existing complete one (marker file present) is checked and reused, and so is a server
+    environment made by hand that ``server_from_env`` accepts. A folder is only ever deleted when
+    it carries ``IN_PROGRESS``, which this function writes first (so an interrupted setup is redone
+    next time); any other non-empty folder is refused, never removed: it may be the user's own venv.
     """
     env_dir = Path(env_dir).absolute()
     if (env_dir / MARKER).exists():
         return server_from_env(env_dir)
-    if env_dir.exists():
-        if not (env_dir / "pyvenv.cfg").exists() and any(env_dir.iterdir()):
-            raise ServerSetupError(f"{env_dir} exists and is not a server environment; choose another folder")
-        shutil.rmtree(env_dir)
+    if (env_dir / IN_PROGRESS).exists():
+        shutil.rmtree(env_dir)  # our own interrupted setup
+    elif env_dir.exists() and any(env_dir.iterdir()):
+        try:
+            return server_from_env(env_dir)  # a server environment made by hand: used as it is
+        except ServerSetupError as e:
+            raise ServerSetupError(f"{env_dir} exists and is not a server environment glcic-fast made ({e}); "
+                                   "it is left alone: choose another folder") from None
     packages = server_packages(local_onnxruntime_version(), gpu)
     log(f"creating the Triton server environment in {env_dir}: {', '.join(packages)} (about 250 MB, a minute or two)")
+    atomic_write_data(env_dir / IN_PROGRESS, "glcic-fast is creating this server environment\n")
     try:
         subprocess.run([python, "-m", "venv", str(env_dir)], check=True)
         subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
@@ -228,7 +239,8 @@ def create_server_env(env_dir: str | os.PathLike, gpu: bool = False, python: str
     except (OSError, subprocess.CalledProcessError) as e:
         raise ServerSetupError(f"could not create the server environment in {env_dir} ({e}); see pip's output above") from None
     server = server_from_env(env_dir)
-    (env_dir / MARKER).write_text(json.dumps({"packages": packages, "versions": server.versions}, indent=2) + "\n")
+    atomic_write_data(env_dir / MARKER, json.dumps({"packages": packages, "versions": server.versions}, indent=2) + "\n")
+    (env_dir / IN_PROGRESS).unlink()
     return server
 
 

@@ -26,6 +26,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from glcic_fast.atomic import atomic_write_data  # a script, not a package module: glcic-fast is installed
+
 DTYPE_ENUM = {"fp32": "GLCIC_FP32", "fp16": "GLCIC_FP16", "bf16": "GLCIC_BF16"}
 ACTIVATION_RELU = 1
 
@@ -79,10 +81,7 @@ def generate(output: Path, archs: list, dtypes: list, channels: list, dilations:
         )
     lines += ["const glcic_variant glcic_variants[] = {", ",\n".join(rows), "};",
               f"const int glcic_variant_count = {len(rows)};", ""]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(output.suffix + ".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, output)  # a failed run leaves no half-written table for the build to pick up
+    atomic_write_data(output, "\n".join(lines))  # a failed run leaves no half-written table for the build to pick up
     return len(rows)
 
 
