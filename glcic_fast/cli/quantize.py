@@ -21,8 +21,8 @@ def add_subcommand(subparsers) -> None:
             "has it natively), build each reduced-precision variant -- int8 is calibrated on the packaged "
             "real photos with holes drawn as in use -- and run the accuracy gate on held-out photos: at "
             "most 0.1 dB hole-PSNR loss against the ground truth, >= 40 dB mean and >= 30 dB worst-case "
-            "hole PSNR against fp32's output. Models and verdicts are cached (GLCIC_FAST_CACHE, default "
-            "~/.cache/glcic-fast) per model, runtime version and CPU class; later runs and load() reuse "
+            "hole PSNR against fp32's output. Models and verdicts are cached (GLCIC_FAST_CACHE, else "
+            "$XDG_CACHE_HOME/glcic-fast or ~/.cache/glcic-fast) per model, runtime version and CPU class; later runs and load() reuse "
             "them. Prints each verdict and what precision='auto' will pick."
         ),
         epilog="example:\n  glcic-fast quantize --model model.safetensors",

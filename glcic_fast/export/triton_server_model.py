@@ -4,7 +4,7 @@
 model.py`` and ``<repo>/glcic_postprocess/1/model.py``; the ``stage`` parameter in each
 config.pbtxt picks the role. It runs inside Triton without glcic-fast installed, so the few
 lines of image math are copied from ``glcic_fast.preprocess`` (``network_input`` with
-resize="pad", ``read_mask``'s rules, ``network_output_to_image``);
+resize="pad", ``read_mask``'s rules, ``composite``);
 tests/test_triton_server.py checks that both give identical arrays and refuse the same masks.
 
 preprocess:  IMAGE uint8 (B, H, W, 3) RGB, MASK uint8 (B, H, W) (non-zero = hole)
