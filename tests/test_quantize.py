@@ -143,7 +143,7 @@ def test_onnxruntime_int8_killed_mid_build_leaves_only_atomic_temporaries(tmp_pa
     an atomic write's temporary, which the next write of that entry removes."""
     from glcic_fast.atomic import _TEMP
 
-    script = f"""
+    script = """
 import os
 from glcic_fast import quantize
 from glcic_fast.photo_samples import CALIBRATION_PHOTOS, InputConvention, photo_samples
